@@ -1,0 +1,93 @@
+# embedd build. `make build` -> bin/embedd, `make test` -> C tests + go vet + go test, `make run`
+# -> serve the bundled model on port 7860, `make bench` -> benchmarks.
+#
+# The native core is compiled once per instruction set: foo_avx2.c, foo_avx512.c, foo_avx512vnni.c
+# and foo_neon.c get their ISA's flags and are chosen at run time by CPU detection; everything else is
+# plain C11 for the baseline of the architecture. Never -march=native.
+
+GO      ?= go
+CC      ?= gcc
+ARCH    := $(shell uname -m)
+BUILD   := native/build
+LIB     := $(BUILD)/libembedd.a
+
+CFLAGS_BASE := -std=c11 -O3 -g -Wall -Wextra -Wno-unused-parameter -Wshadow -fPIC -pthread \
+               -fno-math-errno -D_GNU_SOURCE
+FLAGS_AVX2       := -mavx2 -mfma -mf16c -mbmi2
+FLAGS_AVX512     := $(FLAGS_AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512dq
+FLAGS_AVX512VNNI := $(FLAGS_AVX512) -mavx512vnni
+FLAGS_NEON       :=
+
+NATIVE_SRC := $(wildcard native/*.c)
+ifeq ($(ARCH),x86_64)
+  NATIVE_SRC := $(filter-out %_neon.c,$(NATIVE_SRC))
+else ifeq ($(ARCH),aarch64)
+  NATIVE_SRC := $(filter-out %_avx2.c %_avx512.c %_avx512vnni.c,$(NATIVE_SRC))
+else
+  NATIVE_SRC := $(filter-out %_neon.c %_avx2.c %_avx512.c %_avx512vnni.c,$(NATIVE_SRC))
+endif
+NATIVE_OBJ := $(patsubst native/%.c,$(BUILD)/%.o,$(NATIVE_SRC))
+NATIVE_HDR := $(wildcard native/*.h)
+CTEST_SRC  := $(wildcard native/tests/test_*.c)
+CTEST_BIN  := $(patsubst native/tests/%.c,$(BUILD)/tests/%,$(CTEST_SRC))
+
+# cgo does not notice a changed static library; a hash of it in CGO_CFLAGS makes go rebuild.
+export CGO_ENABLED := 1
+GOENV = CGO_CFLAGS="-O2 -DEMBEDD_LIB=$(shell sha1sum $(LIB) 2>/dev/null | cut -c1-16)"
+
+.PHONY: all build lib run test test-deps test-c test-go vet fmt-check bench clean
+all: build
+
+lib: $(LIB)
+
+$(BUILD)/%_avx2.o: native/%_avx2.c $(NATIVE_HDR) | $(BUILD)
+	$(CC) $(CFLAGS_BASE) $(FLAGS_AVX2) -c $< -o $@
+$(BUILD)/%_avx512.o: native/%_avx512.c $(NATIVE_HDR) | $(BUILD)
+	$(CC) $(CFLAGS_BASE) $(FLAGS_AVX512) -c $< -o $@
+$(BUILD)/%_avx512vnni.o: native/%_avx512vnni.c $(NATIVE_HDR) | $(BUILD)
+	$(CC) $(CFLAGS_BASE) $(FLAGS_AVX512VNNI) -c $< -o $@
+$(BUILD)/%_neon.o: native/%_neon.c $(NATIVE_HDR) | $(BUILD)
+	$(CC) $(CFLAGS_BASE) $(FLAGS_NEON) -c $< -o $@
+$(BUILD)/%.o: native/%.c $(NATIVE_HDR) | $(BUILD)
+	$(CC) $(CFLAGS_BASE) -c $< -o $@
+
+$(LIB): $(NATIVE_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD):
+	mkdir -p $(BUILD)/tests
+
+$(BUILD)/tests/%: native/tests/%.c $(LIB) $(NATIVE_HDR)
+	$(CC) $(CFLAGS_BASE) -Inative $< $(LIB) -lm -o $@
+
+test-c: $(CTEST_BIN)
+	@set -e; for t in $(CTEST_BIN); do echo "== $$t"; $$t; done
+
+build: $(LIB)
+	@mkdir -p bin
+	$(GOENV) $(GO) build -o bin/embedd ./cmd/embedd
+
+run: build
+	bin/embedd serve --config models.toml
+
+vet: $(LIB)
+	$(GOENV) $(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test-go: $(LIB)
+	$(GOENV) $(GO) test -count=1 ./...
+
+test-deps:
+	scripts/install-test-deps.sh
+
+test: test-deps test-c vet fmt-check test-go
+
+bench: build
+	scripts/bench.sh
+
+clean:
+	rm -rf $(BUILD) bin

@@ -1,0 +1,3 @@
+module github.com/embedd-dev/embedd
+
+go 1.24

@@ -1,0 +1,68 @@
+/*
+ * gemm.h - weight matrices packed for the matrix-product kernels, and the products (internal).
+ *
+ * A linear layer y = x W^T + b has W stored as n rows of k values (GGUF: ne[0] = k, ne[1] = n).
+ * At load every W is packed once into the layout its kernel streams:
+ *   EMB_MAT_F32    float weights (from F32/F16/BF16), float FMA kernels;
+ *   EMB_MAT_I8     quantized weights re-quantised to int8 per output row (scale per row), dotted
+ *                  with int8 activations quantised per token row (VNNI / maddubs / sdot kernels);
+ *   EMB_MAT_BLOCKS the GGUF blocks as they are, dotted by the per-type vec_dot kernels of quants.h
+ *                  against activations quantised to the type's vec_dot_type.
+ * Each kernel has a scalar reference in gemm.c and SIMD variants in gemm_<isa>.c, chosen by
+ * emb_simd_active(); tests/test_gemm.c compares them.
+ */
+#ifndef EMBEDD_GEMM_H
+#define EMBEDD_GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "embedd.h"
+
+typedef enum { EMB_MAT_F32 = 0, EMB_MAT_I8 = 1, EMB_MAT_BLOCKS = 2 } emb_mat_kind;
+
+typedef enum {
+    EMB_EPI_NONE = 0, /* y = x W^T + b (+ residual) */
+    EMB_EPI_GELU = 1, /* y = gelu(x W^T + b), exact erf GELU */
+    EMB_EPI_TANH = 2, /* y = tanh(x W^T + b) */
+} emb_epilogue;
+
+typedef struct {
+    int32_t kind;  /* emb_mat_kind */
+    int32_t type;  /* GGUF type the weights came from */
+    int64_t n, k;  /* output rows, input features */
+    void *data;    /* packed weights; layout private to gemm*.c */
+    int64_t data_bytes;
+    float *scale;    /* EMB_MAT_I8: n per-row scales; else NULL */
+    int32_t *rsum;   /* EMB_MAT_I8: n per-row sums of the int8 weights; else NULL */
+    float *bias;     /* n floats, or NULL */
+} emb_matrix;
+
+/* Packs n rows of k elements of `type` (the caller has checked that w holds
+   n * emb_row_bytes(type, k) bytes) into `kind`'s layout, copying bias (n floats) if not NULL.
+   Returns 0, or -1 with err set (allocation failure, kind impossible for type). */
+int emb_matrix_init(emb_matrix *m, int32_t kind, int32_t type, const void *w, int64_t n, int64_t k,
+                    const float *bias, char *err, size_t err_len);
+void emb_matrix_free(emb_matrix *m);
+/* The kind the fast path uses for weights of this type: F32 for F32/F16/BF16, I8 otherwise. */
+int32_t emb_matrix_kind_for(int32_t type, int32_t weight_mode);
+
+/* Bytes of scratch emb_matmul needs for M rows of input (quantised activations etc.). */
+size_t emb_matmul_scratch_bytes(const emb_matrix *W, int64_t M);
+
+/* y[M][n] = epi(x[M][k] W^T + bias) (+ residual[M][n] if residual != NULL, only with
+   EMB_EPI_NONE). x, y, residual are row-major with leading dimensions k, n, n; y must not alias x;
+   y may alias residual. scratch holds emb_matmul_scratch_bytes(W, M) bytes, 64-byte aligned.
+   The work is split over the pool's workers. */
+void emb_matmul(emb_pool *p, const emb_matrix *W, const float *x, int64_t M, float *y,
+                const float *residual, int epi, void *scratch);
+
+/* Single-threaded float products for attention (row-major, explicit leading dimensions):
+   C[M][N] = alpha * A[M][K] B[N][K]^T          (emb_sgemm_nt)
+   C[M][N] = A[M][K] B[K][N]                    (emb_sgemm_nn) */
+void emb_sgemm_nt(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                  const float *B, int64_t ldb, float *C, int64_t ldc);
+void emb_sgemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                  int64_t ldb, float *C, int64_t ldc);
+
+#endif

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs beyond Go and gcc, only where it is missing:
+#   - prometheus and promtool (Debian package `prometheus`): the metrics tests start a real server;
+#   - the Node reference tokenizer (scripts/tokref, Hugging Face's own tokenizers via npm): the
+#     tokenizer's differential test runs it.
+# Needs root (or sudo) for apt-get and network access to Debian's and npm's registries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
+
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    # The package's post-install may try to start a service; a container without init is fine.
+    $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
+if [ -f scripts/tokref/package.json ] && [ ! -d scripts/tokref/node_modules ]; then
+    (cd scripts/tokref && npm ci --no-audit --no-fund --loglevel=error)
+fi
