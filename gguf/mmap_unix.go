@@ -1,0 +1,39 @@
+//go:build linux || darwin
+
+package gguf
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"syscall"
+)
+
+// mapFile maps the whole file read-only. The returned function unmaps it.
+func mapFile(path string) ([]byte, func() error, error) {
+	fd, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gguf: %w", err)
+	}
+	defer fd.Close() // the mapping stays valid after the descriptor closes
+	st, err := fd.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("gguf: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("gguf: %s: not a regular file", path)
+	}
+	size := st.Size()
+	if size == 0 {
+		// mmap refuses zero-length mappings; an empty image still gets Parse's clear error.
+		return []byte{}, nil, nil
+	}
+	if size < 0 || uint64(size) > uint64(math.MaxInt) {
+		return nil, nil, fmt.Errorf("gguf: %s: size %d cannot be mapped", path, size)
+	}
+	data, err := syscall.Mmap(int(fd.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gguf: %s: mmap: %w", path, err)
+	}
+	return data, func() error { return syscall.Munmap(data) }, nil
+}
