@@ -1,0 +1,519 @@
+/*
+ * encoder.c - the forward pass: emb_ctx (scratch that only grows) and emb_encode.
+ *
+ * The batch is packed (sequences end to end, no padding). Every per-token step (embeddings,
+ * matrix products, LayerNorm, GELU) runs over all tokens of the batch at once; only attention
+ * looks at sequence boundaries, and it is split over the pool's workers by (sequence, head).
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embedd.h"
+#include "gemm.h"
+#include "model.h"
+#include "ops.h"
+#include "pool.h"
+#include "quants.h"
+
+/* Query rows of one attention score block: scores scratch is ATTN_Q_CHUNK x seq_len per worker,
+   never seq_len x seq_len. */
+#define ATTN_Q_CHUNK 64
+/* Tokens per SPLADE decoder step: logits scratch is SPLADE_CHUNK x n_vocab. */
+#define SPLADE_CHUNK 64
+
+struct emb_ctx {
+    const emb_model *m;
+    int64_t cap_tokens;  /* token rows the buffers below hold */
+    float *hidden;       /* [T][E] */
+    float *qkv;          /* [T][3E] */
+    float *attn;         /* [T][E] */
+    float *ff;           /* [T][F] */
+    int32_t *pos;        /* [T] position of each token in its sequence */
+    int32_t *seq_of;     /* [T] sequence of each token */
+    int64_t *seq_off;    /* [T + 1] first token of each sequence */
+    float *head_x;       /* SPLADE: [SPLADE_CHUNK][E]; rank: [T][E] */
+    float *logits;       /* SPLADE: [SPLADE_CHUNK][V] */
+    void *mm_scratch;
+    size_t mm_scratch_bytes;
+    float *scores;      /* per worker ATTN_Q_CHUNK x cap_len */
+    int64_t cap_len, cap_workers;
+};
+
+static void set_err(char *err, size_t err_len, const char *fmt, ...) {
+    if (!err || err_len == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+}
+
+/* 64-byte aligned allocation of n elements of size sz; NULL on overflow or failure. */
+static void *alloc_aligned(int64_t n, size_t sz) {
+    if (n <= 0) n = 1;
+    if ((uint64_t)n > (SIZE_MAX - 64) / sz) return NULL;
+    const size_t bytes = ((size_t)n * sz + 63) & ~(size_t)63;
+    return aligned_alloc(64, bytes);
+}
+
+emb_ctx *emb_ctx_create(const emb_model *m, char *err, size_t err_len) {
+    if (!m) {
+        set_err(err, err_len, "emb_ctx_create: NULL model");
+        return NULL;
+    }
+    emb_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        set_err(err, err_len, "emb_ctx_create: out of memory");
+        return NULL;
+    }
+    c->m = m;
+    return c;
+}
+
+static void free_token_buffers(emb_ctx *c) {
+    free(c->hidden);
+    free(c->qkv);
+    free(c->attn);
+    free(c->ff);
+    free(c->pos);
+    free(c->seq_of);
+    free(c->seq_off);
+    free(c->head_x);
+    free(c->logits);
+    free(c->mm_scratch);
+    c->hidden = c->qkv = c->attn = c->ff = c->head_x = c->logits = NULL;
+    c->pos = c->seq_of = NULL;
+    c->seq_off = NULL;
+    c->mm_scratch = NULL;
+    c->mm_scratch_bytes = 0;
+    c->cap_tokens = 0;
+}
+
+void emb_ctx_free(emb_ctx *c) {
+    if (!c) return;
+    free_token_buffers(c);
+    free(c->scores);
+    free(c);
+}
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Scratch emb_matmul needs over every matrix of the model for up to M rows. */
+static size_t model_scratch_bytes(const emb_model *m, int64_t M) {
+    size_t s = 0;
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        const emb_layer *L = &m->layers[il];
+        s = max_size(s, emb_matmul_scratch_bytes(&L->qkv, M));
+        s = max_size(s, emb_matmul_scratch_bytes(&L->out, M));
+        s = max_size(s, emb_matmul_scratch_bytes(&L->up, M));
+        s = max_size(s, emb_matmul_scratch_bytes(&L->down, M));
+    }
+    if (m->has_pooler) s = max_size(s, emb_matmul_scratch_bytes(&m->pooler, M));
+    if (m->has_cls_out) s = max_size(s, emb_matmul_scratch_bytes(&m->cls_out, M));
+    if (m->hp.head == EMB_HEAD_SPLADE) {
+        const int64_t Ms = M < SPLADE_CHUNK ? M : SPLADE_CHUNK;
+        s = max_size(s, emb_matmul_scratch_bytes(&m->mlm_dense, Ms));
+        s = max_size(s, emb_matmul_scratch_bytes(&m->decoder, Ms));
+    }
+    return s;
+}
+
+/* Grows the scratch to hold T tokens, sequences up to max_len and nth workers. Allocates nothing
+   when the batch fits what an earlier batch needed. */
+static int ctx_reserve(emb_ctx *c, int64_t T, int64_t max_len, int64_t nth, char *err,
+                       size_t err_len) {
+    const emb_model *m = c->m;
+    const int64_t E = m->hp.n_embd, F = m->hp.n_ff, V = m->hp.n_vocab;
+    if (T > c->cap_tokens) {
+        free_token_buffers(c);
+        c->hidden = alloc_aligned(T * E, sizeof(float));
+        c->qkv = alloc_aligned(T * 3 * E, sizeof(float));
+        c->attn = alloc_aligned(T * E, sizeof(float));
+        c->ff = alloc_aligned(T * F, sizeof(float));
+        c->pos = alloc_aligned(T, sizeof(int32_t));
+        c->seq_of = alloc_aligned(T, sizeof(int32_t));
+        c->seq_off = alloc_aligned(T + 1, sizeof(int64_t));
+        int ok = c->hidden && c->qkv && c->attn && c->ff && c->pos && c->seq_of && c->seq_off;
+        if (m->hp.head == EMB_HEAD_SPLADE) {
+            c->head_x = alloc_aligned(SPLADE_CHUNK * E, sizeof(float));
+            c->logits = alloc_aligned(SPLADE_CHUNK * V, sizeof(float));
+            ok = ok && c->head_x && c->logits;
+        } else if (m->hp.head == EMB_HEAD_RANK) {
+            c->head_x = alloc_aligned(T * E, sizeof(float));
+            ok = ok && c->head_x;
+        }
+        const size_t mm = model_scratch_bytes(m, T);
+        if (ok && mm > 0) {
+            c->mm_scratch = alloc_aligned((int64_t)((mm + 63) / 64), 64);
+            ok = mm != SIZE_MAX && c->mm_scratch != NULL;
+        }
+        if (!ok) {
+            free_token_buffers(c);
+            set_err(err, err_len, "emb_encode: out of memory for a batch of %lld tokens",
+                    (long long)T);
+            return -1;
+        }
+        c->mm_scratch_bytes = mm;
+        c->cap_tokens = T;
+    }
+    if (max_len > c->cap_len || nth > c->cap_workers) {
+        const int64_t len = max_len > c->cap_len ? max_len : c->cap_len;
+        const int64_t w = nth > c->cap_workers ? nth : c->cap_workers;
+        free(c->scores);
+        c->scores = alloc_aligned(w * ATTN_Q_CHUNK * len, sizeof(float));
+        if (!c->scores) {
+            c->cap_len = c->cap_workers = 0;
+            set_err(err, err_len, "emb_encode: out of memory for attention over %lld tokens",
+                    (long long)max_len);
+            return -1;
+        }
+        c->cap_len = len;
+        c->cap_workers = w;
+    }
+    return 0;
+}
+
+/* Checks the batch; returns the total token count (and the longest sequence), or -1 with err. */
+static int64_t check_batch(const emb_model *m, const emb_batch *b, int64_t *max_len, char *err,
+                           size_t err_len) {
+    if (!m || !b) {
+        set_err(err, err_len, "batch: NULL model or batch");
+        return -1;
+    }
+    if (b->n_seqs < 1) {
+        set_err(err, err_len, "batch: n_seqs = %d, need at least 1", b->n_seqs);
+        return -1;
+    }
+    if (!b->seq_lens || !b->tokens) {
+        set_err(err, err_len, "batch: NULL seq_lens or tokens");
+        return -1;
+    }
+    int64_t T = 0, longest = 0;
+    for (int32_t s = 0; s < b->n_seqs; s++) {
+        const int32_t len = b->seq_lens[s];
+        if (len < 1 || len > m->hp.n_ctx) {
+            set_err(err, err_len, "batch: sequence %d has length %d, must be 1..%d", s, len,
+                    m->hp.n_ctx);
+            return -1;
+        }
+        T += len; /* cannot overflow: checked against the cap at every step */
+        if (T > EMB_MAX_BATCH_TOKENS) {
+            set_err(err, err_len, "batch: more than %d tokens", EMB_MAX_BATCH_TOKENS);
+            return -1;
+        }
+        if (len > longest) longest = len;
+    }
+    for (int64_t t = 0; t < T; t++) {
+        if (b->tokens[t] < 0 || b->tokens[t] >= m->hp.n_vocab) {
+            set_err(err, err_len, "batch: token %lld has id %d, must be 0..%d", (long long)t,
+                    b->tokens[t], m->hp.n_vocab - 1);
+            return -1;
+        }
+    }
+    if (b->token_types) {
+        /* A model without a token type table accepts only type 0 (meaning: nothing to add). */
+        const int32_t n_types = m->hp.n_token_types > 0 ? m->hp.n_token_types : 1;
+        for (int64_t t = 0; t < T; t++) {
+            if (b->token_types[t] < 0 || b->token_types[t] >= n_types) {
+                set_err(err, err_len, "batch: token %lld has type %d, must be 0..%d",
+                        (long long)t, b->token_types[t], n_types - 1);
+                return -1;
+            }
+        }
+    }
+    if (max_len) *max_len = longest;
+    return T;
+}
+
+static int64_t output_len(const emb_model *m, const emb_batch *b, int64_t T) {
+    if (m->hp.head == EMB_HEAD_EMBED && m->hp.pooling == EMB_POOL_NONE) return T * m->out_dim;
+    return (int64_t)b->n_seqs * m->out_dim;
+}
+
+int64_t emb_output_len(const emb_model *m, const emb_batch *b) {
+    const int64_t T = check_batch(m, b, NULL, NULL, 0);
+    return T < 0 ? -1 : output_len(m, b, T);
+}
+
+/* ---- parallel steps ------------------------------------------------------------------------ */
+
+typedef struct {
+    const emb_model *m;
+    const emb_batch *b;
+    const int32_t *pos;
+    emb_to_float_fn to_float;
+    float *hidden;
+    int64_t T;
+} embed_task;
+
+/* token + position + token type embeddings, then LayerNorm, for this worker's tokens */
+static void run_embed(void *arg, int ith, int nth) {
+    const embed_task *a = arg;
+    const emb_model *m = a->m;
+    const int64_t E = m->hp.n_embd;
+    int64_t lo, hi;
+    emb_split(a->T, ith, nth, &lo, &hi);
+    for (int64_t t = lo; t < hi; t++) {
+        float *h = a->hidden + t * E;
+        a->to_float(m->tok_embd + (int64_t)a->b->tokens[t] * m->tok_row_bytes, h, E);
+        emb_axpy(h, 1.0f, m->pos_embd + (int64_t)a->pos[t] * E, E);
+        if (m->type_embd) {
+            const int32_t tt = a->b->token_types ? a->b->token_types[t] : 0;
+            emb_axpy(h, 1.0f, m->type_embd + (int64_t)tt * E, E);
+        }
+        emb_layernorm(h, h, m->embd_norm_g, m->embd_norm_b, E, m->hp.norm_eps);
+    }
+}
+
+typedef struct {
+    float *x;
+    const float *g, *b;
+    int64_t rows, n;
+    float eps;
+} norm_task;
+
+static void run_norm(void *arg, int ith, int nth) {
+    const norm_task *a = arg;
+    int64_t lo, hi;
+    emb_split(a->rows, ith, nth, &lo, &hi);
+    for (int64_t r = lo; r < hi; r++) {
+        float *row = a->x + r * a->n;
+        emb_layernorm(row, row, a->g, a->b, a->n, a->eps);
+    }
+}
+
+static void layernorm_rows(emb_pool *p, float *x, const float *g, const float *b, int64_t rows,
+                           int64_t n, float eps) {
+    norm_task a = {x, g, b, rows, n, eps};
+    emb_pool_run(p, run_norm, &a);
+}
+
+typedef struct {
+    const float *qkv; /* [T][3E] */
+    float *out;       /* [T][E] */
+    const int64_t *seq_off;
+    int64_t n_units; /* n_seqs * n_head */
+    int64_t n_head, hd, E;
+    float scale;
+    float *scores;
+    int64_t scores_stride; /* floats per worker */
+    atomic_int_fast64_t next;
+} attn_task;
+
+/* Each worker takes (sequence, head) units until none are left. A unit's result does not depend
+   on which worker computes it, so outputs are identical for any thread count. */
+static void run_attention(void *arg, int ith, int nth) {
+    attn_task *a = arg;
+    (void)nth;
+    float *S = a->scores + ith * a->scores_stride;
+    const int64_t ld = 3 * a->E;
+    for (;;) {
+        const int64_t u = atomic_fetch_add(&a->next, 1);
+        if (u >= a->n_units) break;
+        const int64_t s = u / a->n_head, h = u % a->n_head;
+        const int64_t off = a->seq_off[s], L = a->seq_off[s + 1] - off;
+        const float *K = a->qkv + off * ld + a->E + h * a->hd;
+        const float *V = a->qkv + off * ld + 2 * a->E + h * a->hd;
+        for (int64_t q0 = 0; q0 < L; q0 += ATTN_Q_CHUNK) {
+            const int64_t mq = L - q0 < ATTN_Q_CHUNK ? L - q0 : ATTN_Q_CHUNK;
+            const float *Q = a->qkv + (off + q0) * ld + h * a->hd;
+            emb_sgemm_nt(mq, L, a->hd, a->scale, Q, ld, K, ld, S, L);
+            for (int64_t r = 0; r < mq; r++) emb_softmax(S + r * L, L);
+            emb_sgemm_nn(mq, a->hd, L, S, L, V, ld, a->out + (off + q0) * a->E + h * a->hd, a->E);
+        }
+    }
+}
+
+typedef struct {
+    float *out;          /* [n_seqs][V]: running max of logits, floored at 0 */
+    const float *logits; /* [rows][V] */
+    const int32_t *seq_of;
+    int64_t rows, V;
+} splade_task;
+
+/* Max-reduces a chunk's logits into the sequences' rows, split over vocabulary columns. */
+static void run_splade_max(void *arg, int ith, int nth) {
+    const splade_task *a = arg;
+    int64_t lo, hi;
+    emb_split(a->V, ith, nth, &lo, &hi);
+    for (int64_t r = 0; r < a->rows; r++) {
+        const float *l = a->logits + r * a->V;
+        float *o = a->out + (int64_t)a->seq_of[r] * a->V;
+        for (int64_t v = lo; v < hi; v++)
+            if (l[v] > o[v]) o[v] = l[v];
+    }
+}
+
+typedef struct {
+    float *x;
+    int64_t n;
+} log1p_task;
+
+static void run_log1p(void *arg, int ith, int nth) {
+    const log1p_task *a = arg;
+    int64_t lo, hi;
+    emb_split(a->n, ith, nth, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) a->x[i] = log1pf(a->x[i]);
+}
+
+/* ---- heads --------------------------------------------------------------------------------- */
+
+static void l2_normalize_rows(float *x, int64_t rows, int64_t n) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *v = x + r * n;
+        double ss = 0;
+        for (int64_t i = 0; i < n; i++) ss += (double)v[i] * v[i];
+        if (ss > 0) {
+            const float inv = (float)(1.0 / sqrt(ss));
+            for (int64_t i = 0; i < n; i++) v[i] *= inv;
+        }
+    }
+}
+
+static void pool_embed(const emb_ctx *c, const emb_batch *b, int64_t T, float *out) {
+    const emb_model *m = c->m;
+    const int64_t E = m->hp.n_embd;
+    if (m->hp.pooling == EMB_POOL_NONE) {
+        memcpy(out, c->hidden, (size_t)(T * E) * sizeof(float));
+        if (b->normalize) l2_normalize_rows(out, T, E);
+        return;
+    }
+    for (int32_t s = 0; s < b->n_seqs; s++) {
+        const int64_t off = c->seq_off[s], L = c->seq_off[s + 1] - off;
+        float *o = out + (int64_t)s * E;
+        switch (m->hp.pooling) {
+        case EMB_POOL_MEAN:
+            memset(o, 0, (size_t)E * sizeof(float));
+            for (int64_t t = 0; t < L; t++) emb_axpy(o, 1.0f, c->hidden + (off + t) * E, E);
+            for (int64_t i = 0; i < E; i++) o[i] /= (float)L;
+            break;
+        case EMB_POOL_LAST:
+            memcpy(o, c->hidden + (off + L - 1) * E, (size_t)E * sizeof(float));
+            break;
+        default: /* CLS */
+            memcpy(o, c->hidden + off * E, (size_t)E * sizeof(float));
+            break;
+        }
+    }
+    if (b->normalize) l2_normalize_rows(out, b->n_seqs, E);
+}
+
+static void head_rank(emb_ctx *c, emb_pool *p, const emb_batch *b, float *out) {
+    const emb_model *m = c->m;
+    const int64_t E = m->hp.n_embd, S = b->n_seqs;
+    /* CLS states, then the pooler (dense + tanh) into attn, then the label projection. */
+    for (int64_t s = 0; s < S; s++)
+        memcpy(c->head_x + s * E, c->hidden + c->seq_off[s] * E, (size_t)E * sizeof(float));
+    const float *x = c->head_x;
+    if (m->has_pooler) {
+        emb_matmul(p, &m->pooler, c->head_x, S, c->attn, NULL, EMB_EPI_TANH, c->mm_scratch);
+        x = c->attn;
+    }
+    if (m->has_cls_out)
+        emb_matmul(p, &m->cls_out, x, S, out, NULL, EMB_EPI_NONE, c->mm_scratch);
+    else
+        memcpy(out, x, (size_t)(S * E) * sizeof(float));
+}
+
+static void head_splade(emb_ctx *c, emb_pool *p, const emb_batch *b, int64_t T, float *out) {
+    const emb_model *m = c->m;
+    const int64_t E = m->hp.n_embd, V = m->hp.n_vocab;
+    /* log(1 + relu(x)) is non-decreasing, so the max over tokens is taken on the logits (floored
+       at 0) and the log applied once per output. */
+    memset(out, 0, (size_t)((int64_t)b->n_seqs * V) * sizeof(float));
+    for (int64_t t0 = 0; t0 < T; t0 += SPLADE_CHUNK) {
+        const int64_t rows = T - t0 < SPLADE_CHUNK ? T - t0 : SPLADE_CHUNK;
+        emb_matmul(p, &m->mlm_dense, c->hidden + t0 * E, rows, c->head_x, NULL, EMB_EPI_GELU,
+                   c->mm_scratch);
+        layernorm_rows(p, c->head_x, m->mlm_norm_g, m->mlm_norm_b, rows, E, m->hp.norm_eps);
+        emb_matmul(p, &m->decoder, c->head_x, rows, c->logits, NULL, EMB_EPI_NONE, c->mm_scratch);
+        splade_task st = {out, c->logits, c->seq_of + t0, rows, V};
+        emb_pool_run(p, run_splade_max, &st);
+    }
+    log1p_task lt = {out, (int64_t)b->n_seqs * V};
+    emb_pool_run(p, run_log1p, &lt);
+}
+
+/* ---- emb_encode ---------------------------------------------------------------------------- */
+
+int emb_encode(emb_ctx *c, emb_pool *p, const emb_batch *b, float *out, int64_t out_len, char *err,
+               size_t err_len) {
+    if (!c || !c->m) {
+        set_err(err, err_len, "emb_encode: NULL context");
+        return -1;
+    }
+    const emb_model *m = c->m;
+    int64_t max_len = 0;
+    const int64_t T = check_batch(m, b, &max_len, err, err_len);
+    if (T < 0) return -1;
+    const int64_t need = output_len(m, b, T);
+    if (!out) {
+        set_err(err, err_len, "emb_encode: NULL output");
+        return -1;
+    }
+    if (out_len < need) {
+        set_err(err, err_len, "emb_encode: output holds %lld floats, the batch needs %lld",
+                (long long)out_len, (long long)need);
+        return -1;
+    }
+    const emb_type_traits *tr = emb_get_type_traits(m->tok_type);
+    if (!tr || !tr->to_float) {
+        set_err(err, err_len, "emb_encode: no dequantisation for token embeddings");
+        return -1;
+    }
+    const int64_t nth = p ? emb_pool_threads(p) : 1;
+    if (ctx_reserve(c, T, max_len, nth, err, err_len) != 0) return -1;
+
+    const int64_t E = m->hp.n_embd, H = m->hp.n_head;
+    int64_t t = 0;
+    c->seq_off[0] = 0;
+    for (int32_t s = 0; s < b->n_seqs; s++) {
+        for (int32_t i = 0; i < b->seq_lens[s]; i++, t++) {
+            c->pos[t] = i; /* positions restart for each sequence */
+            c->seq_of[t] = s;
+        }
+        c->seq_off[s + 1] = t;
+    }
+
+    embed_task et = {m, b, c->pos, tr->to_float, c->hidden, T};
+    emb_pool_run(p, run_embed, &et);
+
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        const emb_layer *L = &m->layers[il];
+        emb_matmul(p, &L->qkv, c->hidden, T, c->qkv, NULL, EMB_EPI_NONE, c->mm_scratch);
+        attn_task at = {.qkv = c->qkv,
+                        .out = c->attn,
+                        .seq_off = c->seq_off,
+                        .n_units = (int64_t)b->n_seqs * H,
+                        .n_head = H,
+                        .hd = E / H,
+                        .E = E,
+                        .scale = 1.0f / sqrtf((float)(E / H)),
+                        .scores = c->scores,
+                        .scores_stride = ATTN_Q_CHUNK * c->cap_len};
+        atomic_init(&at.next, 0);
+        emb_pool_run(p, run_attention, &at);
+        /* hidden = hidden + attn Wo^T + bo, then LayerNorm */
+        emb_matmul(p, &L->out, c->attn, T, c->hidden, c->hidden, EMB_EPI_NONE, c->mm_scratch);
+        layernorm_rows(p, c->hidden, L->attn_norm_g, L->attn_norm_b, T, E, m->hp.norm_eps);
+        emb_matmul(p, &L->up, c->hidden, T, c->ff, NULL, EMB_EPI_GELU, c->mm_scratch);
+        emb_matmul(p, &L->down, c->ff, T, c->hidden, c->hidden, EMB_EPI_NONE, c->mm_scratch);
+        layernorm_rows(p, c->hidden, L->out_norm_g, L->out_norm_b, T, E, m->hp.norm_eps);
+    }
+
+    switch (m->hp.head) {
+    case EMB_HEAD_RANK:
+        head_rank(c, p, b, out);
+        break;
+    case EMB_HEAD_SPLADE:
+        head_splade(c, p, b, T, out);
+        break;
+    default:
+        pool_embed(c, b, T, out);
+        break;
+    }
+    return 0;
+}
