@@ -1,0 +1,534 @@
+/*
+ * gemm.c - packing of weight matrices, the threaded emb_matmul driver, and the scalar reference
+ * kernels every SIMD variant in gemm_<isa>.c is tested against.
+ *
+ * I8 path: weights are re-quantised once at load to int8 with one scale per output row; each call
+ * quantises the activations to int8 with one scale per token row, the kernels accumulate the exact
+ * int32 dot over the whole k, and the epilogue converts once: y = sa * sw * acc + bias. Because
+ * the integer sums are exact, every level computes the same numbers as the scalar reference.
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+#include "gemm_impl.h"
+#include "ops.h"
+#include "pool.h"
+#include "quants.h"
+
+/* Largest k for I8: |(a + 128) * w| <= 255 * 127 per term must not overflow int32. */
+#define EMB_I8_MAX_K 65536
+/* Rows of M computed per pass over a thread's weights (their activations stay in L2). */
+#define EMB_MC 96
+
+static int set_err(char *err, size_t err_len, const char *msg, long long a, long long b) {
+    if (err && err_len) snprintf(err, err_len, msg, a, b);
+    return -1;
+}
+
+static void *alloc64(int64_t bytes) {
+    if (bytes <= 0) bytes = 64;
+    int64_t rounded;
+    if (__builtin_add_overflow(bytes, 63, &rounded)) return NULL;
+    rounded &= ~(int64_t)63;
+    if ((uint64_t)rounded > (uint64_t)SIZE_MAX) return NULL;
+    return aligned_alloc(64, (size_t)rounded);
+}
+
+/* Zeroed, 64-byte aligned: the kernels load scale, rsum and bias with aligned vector loads. */
+static void *alloc64_zero(int64_t bytes) {
+    void *p = alloc64(bytes);
+    if (p) memset(p, 0, (size_t)(bytes > 0 ? bytes : 0));
+    return p;
+}
+
+int32_t emb_matrix_kind_for(int32_t type, int32_t weight_mode) {
+    if (type == EMB_TYPE_F32 || type == EMB_TYPE_F16 || type == EMB_TYPE_BF16) return EMB_MAT_F32;
+    return weight_mode == EMB_WEIGHTS_BLOCKS ? EMB_MAT_BLOCKS : EMB_MAT_I8;
+}
+
+void emb_matrix_free(emb_matrix *m) {
+    if (!m) return;
+    free(m->data);
+    free(m->scale);
+    free(m->rsum);
+    free(m->bias);
+    memset(m, 0, sizeof *m);
+}
+
+/* Rounds like the SIMD conversions (current rounding mode: nearest even) and clamps to +-127. */
+static inline int quant_i8(float v) {
+    long q = lrintf(v);
+    return q > 127 ? 127 : q < -127 ? -127 : (int)q;
+}
+
+float emb_quant_row_scalar(const float *x, int64_t k, int64_t lda, uint8_t *q, int offset128) {
+    float amax = 0.0f;
+    for (int64_t i = 0; i < k; i++) {
+        float v = fabsf(x[i]);
+        amax = v > amax ? v : amax;
+    }
+    float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    int off = offset128 ? 128 : 0;
+    for (int64_t i = 0; i < k; i++) q[i] = (uint8_t)(quant_i8(x[i] * inv) + off);
+    for (int64_t i = k; i < lda; i++) q[i] = (uint8_t)off;
+    return amax / 127.0f;
+}
+
+static int pack_i8(emb_matrix *m, const emb_type_traits *tr, const uint8_t *w, int64_t row_bytes,
+                   char *err, size_t err_len) {
+    int64_t n = m->n, k = m->k, kp = emb_i8_kp(k), np = emb_panels(n), npad = np * EMB_PANEL;
+    int64_t bytes;
+    if (k > EMB_I8_MAX_K) return set_err(err, err_len, "matrix: k = %lld exceeds the int8 kernels' limit %lld", k, EMB_I8_MAX_K);
+    if (__builtin_mul_overflow(npad, kp, &bytes)) return set_err(err, err_len, "matrix: %lld x %lld too large", n, k);
+    int8_t *data = alloc64(bytes);
+    float *row = malloc((size_t)k * sizeof *row);
+    m->scale = alloc64_zero(npad * (int64_t)sizeof *m->scale);
+    m->rsum = alloc64_zero(npad * (int64_t)sizeof *m->rsum);
+    if (!data || !row || !m->scale || !m->rsum) {
+        free(data);
+        free(row);
+        return set_err(err, err_len, "matrix: out of memory packing %lld x %lld int8 weights", n, k);
+    }
+    memset(data, 0, (size_t)bytes);
+    for (int64_t r = 0; r < n; r++) {
+        tr->to_float(w + r * row_bytes, row, k);
+        float amax = 0.0f;
+        for (int64_t i = 0; i < k; i++) {
+            float v = fabsf(row[i]);
+            amax = v > amax ? v : amax;
+        }
+        if (!isfinite(amax)) {
+            free(data);
+            free(row);
+            return set_err(err, err_len, "matrix: row %lld of %lld holds a non-finite weight", r, n);
+        }
+        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        int8_t *panel = data + (r / EMB_PANEL) * EMB_PANEL * kp;
+        int64_t rr = r % EMB_PANEL;
+        int32_t sum = 0;
+        for (int64_t i = 0; i < k; i++) {
+            int q = quant_i8(row[i] * inv);
+            sum += q;
+            panel[(i / 4) * (EMB_PANEL * 4) + rr * 4 + (i % 4)] = (int8_t)q;
+        }
+        m->scale[r] = amax / 127.0f;
+        m->rsum[r] = sum;
+    }
+    free(row);
+    m->data = data;
+    m->data_bytes = bytes;
+    return 0;
+}
+
+static int pack_f32(emb_matrix *m, const emb_type_traits *tr, const uint8_t *w, int64_t row_bytes,
+                    char *err, size_t err_len) {
+    int64_t n = m->n, k = m->k, np = emb_panels(n), elems, bytes;
+    if (__builtin_mul_overflow(np * EMB_PANEL, k, &elems) ||
+        __builtin_mul_overflow(elems, (int64_t)sizeof(float), &bytes))
+        return set_err(err, err_len, "matrix: %lld x %lld too large", n, k);
+    float *data = alloc64(bytes);
+    float *row = malloc((size_t)k * sizeof *row);
+    if (!data || !row) {
+        free(data);
+        free(row);
+        return set_err(err, err_len, "matrix: out of memory packing %lld x %lld float weights", n, k);
+    }
+    memset(data, 0, (size_t)bytes);
+    for (int64_t r = 0; r < n; r++) {
+        tr->to_float(w + r * row_bytes, row, k);
+        float *panel = data + (r / EMB_PANEL) * EMB_PANEL * k;
+        int64_t rr = r % EMB_PANEL;
+        for (int64_t i = 0; i < k; i++) panel[i * EMB_PANEL + rr] = row[i];
+    }
+    free(row);
+    m->data = data;
+    m->data_bytes = bytes;
+    return 0;
+}
+
+int emb_matrix_init(emb_matrix *m, int32_t kind, int32_t type, const void *w, int64_t n, int64_t k,
+                    const float *bias, char *err, size_t err_len) {
+    if (!m) return set_err(err, err_len, "matrix: NULL matrix", 0, 0);
+    memset(m, 0, sizeof *m);
+    if (!w) return set_err(err, err_len, "matrix: NULL weights (%lld x %lld)", n, k);
+    if (n <= 0 || k <= 0 || n > INT32_MAX || k > INT32_MAX)
+        return set_err(err, err_len, "matrix: bad shape %lld x %lld", n, k);
+    const emb_type_traits *tr = emb_get_type_traits(type);
+    if (!tr || !emb_type_supported(type))
+        return set_err(err, err_len, "matrix: unsupported weight type %lld (k = %lld)", type, k);
+    int64_t row_bytes = emb_row_bytes(type, k);
+    if (row_bytes <= 0)
+        return set_err(err, err_len, "matrix: k = %lld is not a multiple of the block size of type %lld", k, type);
+    int64_t total;
+    if (__builtin_mul_overflow(row_bytes, n, &total))
+        return set_err(err, err_len, "matrix: %lld x %lld too large", n, k);
+    m->kind = kind;
+    m->type = type;
+    m->n = n;
+    m->k = k;
+    int rc;
+    int64_t npad = emb_panels(n) * EMB_PANEL;
+    switch (kind) {
+    case EMB_MAT_I8:
+        if (!tr->to_float) return set_err(err, err_len, "matrix: type %lld cannot be dequantised (n = %lld)", type, n);
+        rc = pack_i8(m, tr, w, row_bytes, err, err_len);
+        break;
+    case EMB_MAT_F32:
+        if (!tr->to_float) return set_err(err, err_len, "matrix: type %lld cannot be converted (n = %lld)", type, n);
+        rc = pack_f32(m, tr, w, row_bytes, err, err_len);
+        break;
+    case EMB_MAT_BLOCKS: {
+        const emb_type_traits *vt = emb_get_type_traits(tr->vec_dot_type);
+        if (!tr->vec_dot || !vt || !vt->from_float)
+            return set_err(err, err_len, "matrix: type %lld has no block dot kernel (n = %lld)", type, n);
+        if (vt->blck_elems <= 0 || k % vt->blck_elems != 0)
+            return set_err(err, err_len, "matrix: k = %lld not a multiple of the activation block of type %lld", k, tr->vec_dot_type);
+        m->data = alloc64(total);
+        if (!m->data) return set_err(err, err_len, "matrix: out of memory copying %lld x %lld weights", n, k);
+        memcpy(m->data, w, (size_t)total);
+        m->data_bytes = total;
+        npad = n;
+        rc = 0;
+        break;
+    }
+    default:
+        return set_err(err, err_len, "matrix: unknown kind %lld (type %lld)", kind, type);
+    }
+    if (rc != 0) {
+        emb_matrix_free(m);
+        return -1;
+    }
+    if (bias) {
+        m->bias = alloc64_zero(npad * (int64_t)sizeof *m->bias);
+        if (!m->bias) {
+            emb_matrix_free(m);
+            return set_err(err, err_len, "matrix: out of memory for %lld biases", n, 0);
+        }
+        memcpy(m->bias, bias, (size_t)n * sizeof *bias);
+    }
+    return 0;
+}
+
+static size_t round64(size_t x) { return (x + 63) & ~(size_t)63; }
+
+/* Activation bytes per row for the BLOCKS kind, or -1. */
+static int64_t blocks_act_row_bytes(const emb_matrix *W) {
+    const emb_type_traits *tr = emb_get_type_traits(W->type);
+    if (!tr) return -1;
+    return emb_row_bytes(tr->vec_dot_type, W->k);
+}
+
+size_t emb_matmul_scratch_bytes(const emb_matrix *W, int64_t M) {
+    if (!W || M <= 0) return 0;
+    size_t row;
+    switch (W->kind) {
+    case EMB_MAT_I8:
+        row = (size_t)emb_i8_lda(W->k);
+        if ((uint64_t)M > SIZE_MAX / (row + 4) - 128) return SIZE_MAX;
+        return round64((size_t)M * row) + round64((size_t)M * sizeof(float));
+    case EMB_MAT_BLOCKS: {
+        int64_t rb = blocks_act_row_bytes(W);
+        if (rb <= 0) return 0;
+        row = round64((size_t)rb);
+        if ((uint64_t)M > SIZE_MAX / row - 1) return SIZE_MAX;
+        return (size_t)M * row;
+    }
+    default:
+        return 0;
+    }
+}
+
+/* ---- Scalar reference kernels --------------------------------------------------------------- */
+
+static inline void store_row(float *y, const float *res, int64_t n0, int64_t cnt, const float *v) {
+    for (int64_t j = 0; j < cnt; j++) y[n0 + j] = v[j] + (res ? res[n0 + j] : 0.0f);
+}
+
+void emb_i8_kernel_scalar(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
+                          int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
+                          const float *residual) {
+    const int8_t *w = W->data;
+    int64_t n = W->n, kp = emb_i8_kp(W->k), G = kp / 4;
+    for (int64_t p = p0; p < p1; p++) {
+        const int8_t *panel = w + p * EMB_PANEL * kp;
+        int64_t n0 = p * EMB_PANEL, cnt = n - n0 < EMB_PANEL ? n - n0 : EMB_PANEL;
+        for (int64_t m = m0; m < m1; m++) {
+            const int8_t *am = (const int8_t *)(a + m * lda);
+            int32_t acc[EMB_PANEL] = {0};
+            for (int64_t g = 0; g < G; g++)
+                for (int r = 0; r < EMB_PANEL; r++)
+                    for (int j = 0; j < 4; j++) acc[r] += (int32_t)am[g * 4 + j] * panel[(g * EMB_PANEL + r) * 4 + j];
+            float v[EMB_PANEL];
+            for (int r = 0; r < EMB_PANEL; r++)
+                v[r] = (float)acc[r] * (sa[m] * W->scale[n0 + r]) + (W->bias ? W->bias[n0 + r] : 0.0f);
+            store_row(y + m * n, residual ? residual + m * n : NULL, n0, cnt, v);
+        }
+    }
+}
+
+void emb_f32_kernel_scalar(const emb_matrix *W, const float *x, int64_t m0, int64_t m1, int64_t p0,
+                           int64_t p1, float *y, const float *residual) {
+    const float *w = W->data;
+    int64_t n = W->n, k = W->k;
+    for (int64_t p = p0; p < p1; p++) {
+        const float *panel = w + p * EMB_PANEL * k;
+        int64_t n0 = p * EMB_PANEL, cnt = n - n0 < EMB_PANEL ? n - n0 : EMB_PANEL;
+        for (int64_t m = m0; m < m1; m++) {
+            const float *xm = x + m * k;
+            float acc[EMB_PANEL] = {0};
+            for (int64_t i = 0; i < k; i++)
+                for (int r = 0; r < EMB_PANEL; r++) acc[r] += xm[i] * panel[i * EMB_PANEL + r];
+            for (int r = 0; r < EMB_PANEL; r++) acc[r] += W->bias ? W->bias[n0 + r] : 0.0f;
+            store_row(y + m * n, residual ? residual + m * n : NULL, n0, cnt, acc);
+        }
+    }
+}
+
+void emb_sgemm_nt_scalar(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                         const float *B, int64_t ldb, float *C, int64_t ldc) {
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            float s = 0.0f;
+            for (int64_t kk = 0; kk < K; kk++) s += A[i * lda + kk] * B[j * ldb + kk];
+            C[i * ldc + j] = alpha * s;
+        }
+}
+
+void emb_sgemm_nn_scalar(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                         const float *B, int64_t ldb, float *C, int64_t ldc) {
+    for (int64_t i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        for (int64_t j = 0; j < N; j++) c[j] = 0.0f;
+        for (int64_t kk = 0; kk < K; kk++) {
+            float a = A[i * lda + kk];
+            const float *b = B + kk * ldb;
+            for (int64_t j = 0; j < N; j++) c[j] += a * b[j];
+        }
+    }
+}
+
+/* ---- Dispatch --------------------------------------------------------------------------------- */
+
+typedef struct {
+    emb_quant_row_fn quant_row;
+    emb_i8_kernel_fn i8;
+    int i8_offset; /* the I8 kernel wants uint8 = int8 + 128 activations */
+    emb_f32_kernel_fn f32;
+} emb_kernels;
+
+static emb_kernels kernels_for(int level) {
+    emb_kernels k = {emb_quant_row_scalar, emb_i8_kernel_scalar, 0, emb_f32_kernel_scalar};
+#if defined(__x86_64__) || defined(_M_X64)
+    switch (level) {
+    case EMB_SIMD_AVX512VNNI:
+        k = (emb_kernels){emb_quant_row_avx512, emb_i8_kernel_avx512vnni, 1, emb_f32_kernel_avx512};
+        break;
+    case EMB_SIMD_AVX512:
+        k = (emb_kernels){emb_quant_row_avx512, emb_i8_kernel_avx512, 0, emb_f32_kernel_avx512};
+        break;
+    case EMB_SIMD_AVX2:
+        k = (emb_kernels){emb_quant_row_avx2, emb_i8_kernel_avx2, 0, emb_f32_kernel_avx2};
+        break;
+    default:
+        break;
+    }
+#elif defined(__aarch64__)
+    if (level == EMB_SIMD_NEON) k = (emb_kernels){emb_quant_row_neon, emb_i8_kernel_neon, 0, emb_f32_kernel_neon};
+#else
+    (void)level;
+#endif
+    return k;
+}
+
+void emb_sgemm_nt(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                  const float *B, int64_t ldb, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+#if defined(__x86_64__) || defined(_M_X64)
+    int level = emb_simd_active();
+    if (level >= EMB_SIMD_AVX512 && level <= EMB_SIMD_AVX512VNNI) {
+        emb_sgemm_nt_avx512(M, N, K, alpha, A, lda, B, ldb, C, ldc);
+        return;
+    }
+    if (level == EMB_SIMD_AVX2) {
+        emb_sgemm_nt_avx2(M, N, K, alpha, A, lda, B, ldb, C, ldc);
+        return;
+    }
+#elif defined(__aarch64__)
+    if (emb_simd_active() == EMB_SIMD_NEON) {
+        emb_sgemm_nt_neon(M, N, K, alpha, A, lda, B, ldb, C, ldc);
+        return;
+    }
+#endif
+    emb_sgemm_nt_scalar(M, N, K, alpha, A, lda, B, ldb, C, ldc);
+}
+
+void emb_sgemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                  int64_t ldb, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+#if defined(__x86_64__) || defined(_M_X64)
+    int level = emb_simd_active();
+    if (level >= EMB_SIMD_AVX512 && level <= EMB_SIMD_AVX512VNNI) {
+        emb_sgemm_nn_avx512(M, N, K, A, lda, B, ldb, C, ldc);
+        return;
+    }
+    if (level == EMB_SIMD_AVX2) {
+        emb_sgemm_nn_avx2(M, N, K, A, lda, B, ldb, C, ldc);
+        return;
+    }
+#elif defined(__aarch64__)
+    if (emb_simd_active() == EMB_SIMD_NEON) {
+        emb_sgemm_nn_neon(M, N, K, A, lda, B, ldb, C, ldc);
+        return;
+    }
+#endif
+    emb_sgemm_nn_scalar(M, N, K, A, lda, B, ldb, C, ldc);
+}
+
+/* ---- Threaded driver ---------------------------------------------------------------------------- */
+
+typedef struct {
+    const emb_matrix *W;
+    const float *x;
+    int64_t M;
+    float *y;
+    const float *residual;
+    int epi;
+    emb_kernels kern;
+    /* I8 */
+    uint8_t *qa;
+    float *sa;
+    int64_t lda;
+    /* BLOCKS */
+    uint8_t *qb;
+    int64_t qb_row; /* stride of quantised activation rows */
+    int64_t qb_bytes; /* bytes of one quantised row */
+    const emb_type_traits *tr, *vt;
+    atomic_int_fast64_t next; /* next chunk to claim */
+} mm_task;
+
+static void quantise_rows(const mm_task *t, int64_t m0, int64_t m1) {
+    if (t->W->kind == EMB_MAT_I8) {
+        for (int64_t m = m0; m < m1; m++)
+            t->sa[m] = t->kern.quant_row(t->x + m * t->W->k, t->W->k, t->lda, t->qa + m * t->lda, t->kern.i8_offset);
+    } else if (t->W->kind == EMB_MAT_BLOCKS) {
+        for (int64_t m = m0; m < m1; m++) t->vt->from_float(t->x + m * t->W->k, t->qb + m * t->qb_row, t->W->k);
+    }
+}
+
+/* Rows quantised per claimed chunk. */
+#define EMB_QUANT_ROWS 16
+
+/* Work is claimed in chunks from an atomic counter rather than split by ith: a worker that the OS
+   has not scheduled yet (other programs on the same cores) then costs nothing but its late
+   arrival, instead of holding up its whole share. */
+static void quantise_task(void *arg, int ith, int nth) {
+    mm_task *t = arg;
+    (void)ith;
+    (void)nth;
+    int64_t chunks = (t->M + EMB_QUANT_ROWS - 1) / EMB_QUANT_ROWS;
+    for (;;) {
+        int64_t c = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
+        if (c >= chunks) break;
+        int64_t m0 = c * EMB_QUANT_ROWS, m1 = m0 + EMB_QUANT_ROWS < t->M ? m0 + EMB_QUANT_ROWS : t->M;
+        quantise_rows(t, m0, m1);
+    }
+}
+
+static void apply_activation(const mm_task *t, int64_t m0, int64_t m1, int64_t c0, int64_t c1) {
+    if (t->epi == EMB_EPI_NONE || c1 <= c0) return;
+    int64_t n = t->W->n;
+    for (int64_t m = m0; m < m1; m++) {
+        if (t->epi == EMB_EPI_GELU)
+            emb_gelu(t->y + m * n + c0, c1 - c0);
+        else
+            emb_tanh(t->y + m * n + c0, c1 - c0);
+    }
+}
+
+/* Outputs [c0, c1) of rows [m0, m1) of a BLOCKS matrix: one vec_dot per output. */
+static void blocks_chunk(const mm_task *t, int64_t m0, int64_t m1, int64_t c0, int64_t c1) {
+    const emb_matrix *W = t->W;
+    int64_t n = W->n, wrow = emb_row_bytes(W->type, W->k);
+    const uint8_t *w = W->data;
+    for (int64_t m = m0; m < m1; m++) {
+        const uint8_t *am = t->qb + m * t->qb_row;
+        float *ym = t->y + m * n;
+        const float *rm = t->residual ? t->residual + m * n : NULL;
+        for (int64_t c = c0; c < c1; c++) {
+            float s = 0.0f;
+            t->tr->vec_dot(W->k, &s, w + c * wrow, am);
+            s += W->bias ? W->bias[c] : 0.0f;
+            ym[c] = s + (rm ? rm[c] : 0.0f);
+        }
+    }
+}
+
+/* Chunks are (column group) x (EMB_MC rows), numbered row-chunk-major so that consecutive chunks
+   share their activation rows. A column group is 4 panels (64 outputs, one register tile) for the
+   packed kinds and 32 weight rows (which stay in L1 while the rows pass) for BLOCKS. Small-M calls
+   thus hand each thread distinct weights, streamed once. */
+static void compute_task(void *arg, int ith, int nth) {
+    mm_task *t = arg;
+    (void)ith;
+    (void)nth;
+    const emb_matrix *W = t->W;
+    int64_t n = W->n, M = t->M;
+    int blocks = W->kind == EMB_MAT_BLOCKS;
+    int64_t group = blocks ? 32 : 4 * EMB_PANEL;
+    int64_t ngroups = (n + group - 1) / group, nrows = (M + EMB_MC - 1) / EMB_MC;
+    for (;;) {
+        int64_t c = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
+        if (c >= ngroups * nrows) break;
+        int64_t g = c % ngroups, r = c / ngroups;
+        int64_t m0 = r * EMB_MC, m1 = m0 + EMB_MC < M ? m0 + EMB_MC : M;
+        int64_t c0 = g * group, c1 = c0 + group < n ? c0 + group : n;
+        if (blocks) {
+            blocks_chunk(t, m0, m1, c0, c1);
+        } else {
+            int64_t p0 = c0 / EMB_PANEL, p1 = emb_panels(c1);
+            if (W->kind == EMB_MAT_I8)
+                t->kern.i8(W, t->qa, t->lda, t->sa, m0, m1, p0, p1, t->y, t->residual);
+            else
+                t->kern.f32(W, t->x, m0, m1, p0, p1, t->y, t->residual);
+        }
+        apply_activation(t, m0, m1, c0, c1);
+    }
+}
+
+void emb_matmul(emb_pool *p, const emb_matrix *W, const float *x, int64_t M, float *y,
+                const float *residual, int epi, void *scratch) {
+    if (!W || M <= 0) return;
+    mm_task t = {.W = W, .x = x, .M = M, .y = y, .residual = epi == EMB_EPI_NONE ? residual : NULL,
+                 .epi = epi, .kern = kernels_for(emb_simd_active())};
+    int need_quant = 0;
+    if (W->kind == EMB_MAT_I8) {
+        t.lda = emb_i8_lda(W->k);
+        t.qa = scratch;
+        t.sa = (float *)((uint8_t *)scratch + round64((size_t)M * (size_t)t.lda));
+        need_quant = 1;
+    } else if (W->kind == EMB_MAT_BLOCKS) {
+        t.tr = emb_get_type_traits(W->type);
+        t.vt = t.tr ? emb_get_type_traits(t.tr->vec_dot_type) : NULL;
+        if (!t.tr || !t.vt) return;
+        t.qb_bytes = emb_row_bytes(t.tr->vec_dot_type, W->k);
+        t.qb_row = (int64_t)round64((size_t)t.qb_bytes);
+        t.qb = scratch;
+        need_quant = 1;
+    }
+    if (need_quant) {
+        /* Small inputs are quantised by the caller: a pool round trip would cost more. */
+        if (M * W->k <= 32768 || emb_pool_threads(p) == 1) {
+            quantise_rows(&t, 0, M);
+        } else {
+            atomic_store(&t.next, 0);
+            emb_pool_run(p, quantise_task, &t);
+        }
+    }
+    atomic_store(&t.next, 0);
+    emb_pool_run(p, compute_task, &t);
+}

@@ -1,0 +1,252 @@
+/*
+ * gemm_avx2.c - AVX2/FMA kernels: activation quantisation, the float FMA kernel (6 rows x 16
+ * outputs), the int8 kernel (maddubs of |a| with sign(w, a): every pair sum is at most
+ * 2 * 127 * 127 < 32767, so nothing saturates and the int32 sums are exact), and the attention
+ * sgemms. Scalar references: gemm.c. Layouts: gemm_impl.h.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "gemm_impl.h"
+
+#define AI static inline __attribute__((always_inline))
+
+float emb_quant_row_avx2(const float *x, int64_t k, int64_t lda, uint8_t *q, int offset128) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 vmax = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(x + i), absmask));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, vmax);
+    float amax = 0.0f;
+    for (int j = 0; j < 8; j++) amax = lanes[j] > amax ? lanes[j] : amax;
+    for (; i < k; i++) {
+        float v = fabsf(x[i]);
+        amax = v > amax ? v : amax;
+    }
+    float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const __m256 vinv = _mm256_set1_ps(inv);
+    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+    const __m128i off = _mm_set1_epi8((char)(offset128 ? 0x80 : 0));
+    for (i = 0; i + 8 <= k; i += 8) {
+        __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
+        v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+        __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        __m128i b = _mm_add_epi8(_mm_packs_epi16(h, h), off);
+        _mm_storel_epi64((__m128i *)(q + i), b);
+    }
+    for (; i < k; i++) {
+        long r = lrintf(x[i] * inv);
+        r = r > 127 ? 127 : r < -127 ? -127 : r;
+        q[i] = (uint8_t)(r + (offset128 ? 128 : 0));
+    }
+    if (lda > k) memset(q + k, offset128 ? 128 : 0, (size_t)(lda - k));
+    return amax / 127.0f;
+}
+
+/* Writes 16 finished outputs (cnt of them valid) of one row, adding the residual if any. */
+AI void store16(float *y, const float *res, int64_t cnt, __m256 v0, __m256 v1) {
+    if (cnt == 16) {
+        if (res) {
+            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res));
+            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res + 8));
+        }
+        _mm256_storeu_ps(y, v0);
+        _mm256_storeu_ps(y + 8, v1);
+        return;
+    }
+    float t[16];
+    _mm256_storeu_ps(t, v0);
+    _mm256_storeu_ps(t + 8, v1);
+    for (int64_t j = 0; j < cnt; j++) y[j] = t[j] + (res ? res[j] : 0.0f);
+}
+
+/* Rows of block blk when rows are dealt into nblk near-equal blocks. */
+static inline int mr_of(int64_t rows, int64_t nblk, int64_t blk) {
+    return (int)(rows / nblk + (blk < rows % nblk ? 1 : 0));
+}
+
+/* ---- float kernel ------------------------------------------------------------------------------ */
+
+AI void f32_tile(const emb_matrix *W, const float *x, int64_t m, int mr, int64_t p, float *y,
+                 const float *res) {
+    const int64_t k = W->k, n = W->n;
+    const float *w = (const float *)W->data + p * EMB_PANEL * k;
+    __m256 acc[6][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    const float *xm = x + m * k;
+    for (int64_t kk = 0; kk < k; kk++) {
+        __m256 w0 = _mm256_load_ps(w + kk * EMB_PANEL), w1 = _mm256_load_ps(w + kk * EMB_PANEL + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < mr; r++) {
+            __m256 av = _mm256_broadcast_ss(xm + r * k + kk);
+            acc[r][0] = _mm256_fmadd_ps(av, w0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(av, w1, acc[r][1]);
+        }
+    }
+    int64_t n0 = p * EMB_PANEL, cnt = n - n0 < EMB_PANEL ? n - n0 : EMB_PANEL;
+    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+    if (W->bias) {
+        b0 = _mm256_load_ps(W->bias + n0);
+        b1 = _mm256_load_ps(W->bias + n0 + 8);
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < mr; r++)
+        store16(y + (m + r) * n + n0, res ? res + (m + r) * n + n0 : NULL, cnt, _mm256_add_ps(acc[r][0], b0),
+                _mm256_add_ps(acc[r][1], b1));
+}
+
+void emb_f32_kernel_avx2(const emb_matrix *W, const float *x, int64_t m0, int64_t m1, int64_t p0,
+                         int64_t p1, float *y, const float *residual) {
+    /* Rows in near-equal blocks (7 -> 4 + 3): a one-row block has too few FMA chains. */
+    const int64_t rows = m1 - m0, nblk = (rows + 5) / 6;
+    for (int64_t p = p0; p < p1; p++)
+        for (int64_t blk = 0, m = m0; blk < nblk; m += mr_of(rows, nblk, blk), blk++) {
+            switch (mr_of(rows, nblk, blk)) {
+            case 1: f32_tile(W, x, m, 1, p, y, residual); break;
+            case 2: f32_tile(W, x, m, 2, p, y, residual); break;
+            case 3: f32_tile(W, x, m, 3, p, y, residual); break;
+            case 4: f32_tile(W, x, m, 4, p, y, residual); break;
+            case 5: f32_tile(W, x, m, 5, p, y, residual); break;
+            default: f32_tile(W, x, m, 6, p, y, residual); break;
+            }
+        }
+}
+
+/* ---- int8 kernel ------------------------------------------------------------------------------- */
+
+AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, int64_t m, int mr,
+                int64_t p, float *y, const float *res) {
+    const int64_t n = W->n, kp = emb_i8_kp(W->k), G = kp / 4;
+    const int8_t *w = (const int8_t *)W->data + p * EMB_PANEL * kp;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc[4][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    const uint8_t *am = a + m * lda;
+    for (int64_t g = 0; g < G; g++) {
+        __m256i w0 = _mm256_load_si256((const __m256i *)(w + g * 64));
+        __m256i w1 = _mm256_load_si256((const __m256i *)(w + g * 64 + 32));
+#pragma GCC unroll 4
+        for (int r = 0; r < mr; r++) {
+            int32_t a4;
+            memcpy(&a4, am + r * lda + g * 4, 4);
+            __m256i av = _mm256_set1_epi32(a4);
+            __m256i aabs = _mm256_abs_epi8(av);
+            __m256i s0 = _mm256_maddubs_epi16(aabs, _mm256_sign_epi8(w0, av));
+            __m256i s1 = _mm256_maddubs_epi16(aabs, _mm256_sign_epi8(w1, av));
+            acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(s0, ones));
+            acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(s1, ones));
+        }
+    }
+    int64_t n0 = p * EMB_PANEL, cnt = n - n0 < EMB_PANEL ? n - n0 : EMB_PANEL;
+    __m256 sw0 = _mm256_load_ps(W->scale + n0), sw1 = _mm256_load_ps(W->scale + n0 + 8);
+    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+    if (W->bias) {
+        b0 = _mm256_load_ps(W->bias + n0);
+        b1 = _mm256_load_ps(W->bias + n0 + 8);
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < mr; r++) {
+        __m256 s = _mm256_set1_ps(sa[m + r]);
+        __m256 v0 = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[r][0]), _mm256_mul_ps(s, sw0)), b0);
+        __m256 v1 = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[r][1]), _mm256_mul_ps(s, sw1)), b1);
+        store16(y + (m + r) * n + n0, res ? res + (m + r) * n + n0 : NULL, cnt, v0, v1);
+    }
+}
+
+void emb_i8_kernel_avx2(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
+                        int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
+                        const float *residual) {
+    const int64_t rows = m1 - m0, nblk = (rows + 2) / 3;
+    for (int64_t p = p0; p < p1; p++)
+        for (int64_t blk = 0, m = m0; blk < nblk; m += mr_of(rows, nblk, blk), blk++) {
+            switch (mr_of(rows, nblk, blk)) {
+            case 1: i8_tile(W, a, lda, sa, m, 1, p, y, residual); break;
+            case 2: i8_tile(W, a, lda, sa, m, 2, p, y, residual); break;
+            default: i8_tile(W, a, lda, sa, m, 3, p, y, residual); break;
+            }
+        }
+}
+
+/* ---- attention sgemms: tiles of 6 rows x 16 columns --------------------------------------------- */
+
+AI __m256i col_mask(int64_t cnt) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(cnt < 8 ? (cnt > 0 ? cnt : 0) : 8)),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+AI void sg_tile(int mr, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                int64_t ldc, int64_t ncols, float alpha, int accumulate) {
+    const __m256i mk0 = col_mask(ncols), mk1 = col_mask(ncols - 8);
+    __m256 acc[6][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int64_t kk = 0; kk < K; kk++) {
+        __m256 b0 = _mm256_maskload_ps(B + kk * ldb, mk0), b1 = _mm256_maskload_ps(B + kk * ldb + 8, mk1);
+#pragma GCC unroll 6
+        for (int r = 0; r < mr; r++) {
+            __m256 av = _mm256_broadcast_ss(A + r * lda + kk);
+            acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+        }
+    }
+    const __m256 va = _mm256_set1_ps(alpha);
+#pragma GCC unroll 6
+    for (int r = 0; r < mr; r++) {
+        float *cp = C + r * ldc;
+        __m256 v0 = _mm256_mul_ps(acc[r][0], va), v1 = _mm256_mul_ps(acc[r][1], va);
+        if (accumulate) {
+            v0 = _mm256_add_ps(v0, _mm256_maskload_ps(cp, mk0));
+            v1 = _mm256_add_ps(v1, _mm256_maskload_ps(cp + 8, mk1));
+        }
+        _mm256_maskstore_ps(cp, mk0, v0);
+        _mm256_maskstore_ps(cp + 8, mk1, v1);
+    }
+}
+
+static void sg_panel(int64_t M, int64_t K, const float *A, int64_t lda, const float *Bp, int64_t ldbp,
+                     float *C, int64_t ldc, int64_t ncols, float alpha, int accumulate) {
+    for (int64_t i = 0; i < M; i += 6) {
+        const float *Ai = A + i * lda;
+        float *Ci = C + i * ldc;
+        switch (M - i < 6 ? M - i : 6) {
+        case 1: sg_tile(1, K, Ai, lda, Bp, ldbp, Ci, ldc, ncols, alpha, accumulate); break;
+        case 2: sg_tile(2, K, Ai, lda, Bp, ldbp, Ci, ldc, ncols, alpha, accumulate); break;
+        case 3: sg_tile(3, K, Ai, lda, Bp, ldbp, Ci, ldc, ncols, alpha, accumulate); break;
+        case 4: sg_tile(4, K, Ai, lda, Bp, ldbp, Ci, ldc, ncols, alpha, accumulate); break;
+        case 5: sg_tile(5, K, Ai, lda, Bp, ldbp, Ci, ldc, ncols, alpha, accumulate); break;
+        default: sg_tile(6, K, Ai, lda, Bp, ldbp, Ci, ldc, ncols, alpha, accumulate); break;
+        }
+    }
+}
+
+void emb_sgemm_nn_avx2(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                       const float *B, int64_t ldb, float *C, int64_t ldc) {
+    for (int64_t j = 0; j < N; j += 16)
+        sg_panel(M, K, A, lda, B + j, ldb, C + j, ldc, N - j < 16 ? N - j : 16, 1.0f, 0);
+}
+
+#define NT_KC 256
+
+void emb_sgemm_nt_avx2(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                       const float *B, int64_t ldb, float *C, int64_t ldc) {
+    float bt[NT_KC * 16] __attribute__((aligned(32)));
+    for (int64_t j = 0; j < N; j += 16) {
+        int64_t ncols = N - j < 16 ? N - j : 16;
+        if (K <= 0) {
+            sg_panel(M, 0, A, lda, bt, 16, C + j, ldc, ncols, alpha, 0);
+            continue;
+        }
+        for (int64_t k0 = 0; k0 < K; k0 += NT_KC) {
+            int64_t kc = K - k0 < NT_KC ? K - k0 : NT_KC;
+            for (int64_t jj = 0; jj < ncols; jj++) {
+                const float *b = B + (j + jj) * ldb + k0;
+                for (int64_t kk = 0; kk < kc; kk++) bt[kk * 16 + jj] = b[kk];
+            }
+            sg_panel(M, kc, A + k0, lda, bt, 16, C + j, ldc, ncols, alpha, k0 > 0);
+        }
+    }
+}

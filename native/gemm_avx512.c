@@ -1,0 +1,266 @@
+/*
+ * gemm_avx512.c - AVX-512 F/BW kernels: activation quantisation, the float FMA kernel, the int8
+ * kernel for CPUs without VNNI (maddubs with the sign trick), and the attention sgemms.
+ * Scalar references: gemm.c. Layouts: gemm_impl.h.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "gemm_impl.h"
+
+#define AI static inline __attribute__((always_inline))
+
+static inline __mmask16 tail_mask(int64_t cnt) {
+    return cnt >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cnt > 0 ? cnt : 0)) - 1u);
+}
+
+float emb_quant_row_avx512(const float *x, int64_t k, int64_t lda, uint8_t *q, int offset128) {
+    __m512 vmax = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= k; i += 16) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+    if (i < k) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_maskz_loadu_ps(tail_mask(k - i), x + i)));
+    float amax = _mm512_reduce_max_ps(vmax);
+    float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const __m512 vinv = _mm512_set1_ps(inv);
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+    const __m512i off = _mm512_set1_epi32(offset128 ? 128 : 0);
+    for (i = 0; i < k; i += 16) {
+        __mmask16 mk = tail_mask(k - i);
+        __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + i), vinv));
+        v = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi), off);
+        _mm512_mask_cvtepi32_storeu_epi8(q + i, mk, v);
+    }
+    if (lda > k) memset(q + k, offset128 ? 128 : 0, (size_t)(lda - k));
+    return amax / 127.0f;
+}
+
+/* ---- float kernel: tiles of up to 6 rows x 4 panels (64 outputs), 24 zmm accumulators ---------- */
+
+AI void f32_tile(const emb_matrix *W, const float *x, int64_t m, int mr, int64_t p, int np, float *y,
+                 const float *res) {
+    const int64_t k = W->k, n = W->n, ps = EMB_PANEL * k;
+    const float *w = (const float *)W->data + p * ps;
+    __m512 acc[6][4];
+#pragma GCC unroll 6
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < np; c++) acc[r][c] = _mm512_setzero_ps();
+    const float *xm = x + m * k;
+    for (int64_t kk = 0; kk < k; kk++) {
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < np; c++) wv[c] = _mm512_load_ps(w + c * ps + kk * EMB_PANEL);
+#pragma GCC unroll 6
+        for (int r = 0; r < mr; r++) {
+            __m512 av = _mm512_set1_ps(xm[r * k + kk]);
+#pragma GCC unroll 4
+            for (int c = 0; c < np; c++) acc[r][c] = _mm512_fmadd_ps(av, wv[c], acc[r][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < np; c++) {
+        int64_t n0 = (p + c) * EMB_PANEL;
+        __mmask16 mk = tail_mask(n - n0);
+        __m512 b = W->bias ? _mm512_load_ps(W->bias + n0) : _mm512_setzero_ps();
+#pragma GCC unroll 6
+        for (int r = 0; r < mr; r++) {
+            __m512 v = _mm512_add_ps(acc[r][c], b);
+            if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, res + (m + r) * n + n0));
+            _mm512_mask_storeu_ps(y + (m + r) * n + n0, mk, v);
+        }
+    }
+}
+
+#define TILE_CASES_NP(FN, MR, ...)                     \
+    switch (np) {                                      \
+    case 1: FN(__VA_ARGS__, 1); break;                 \
+    case 2: FN(__VA_ARGS__, 2); break;                 \
+    case 3: FN(__VA_ARGS__, 3); break;                 \
+    default: FN(__VA_ARGS__, 4); break;                \
+    }
+
+static inline int mr_of(int64_t rows, int64_t nblk, int64_t blk) {
+    return (int)(rows / nblk + (blk < rows % nblk ? 1 : 0));
+}
+
+#define F32_CALL(MR, NP) f32_tile(W, x, m, MR, p, NP, y, residual)
+#define F32_NP(MR) TILE_CASES_NP(F32_CALL, MR, MR)
+
+void emb_f32_kernel_avx512(const emb_matrix *W, const float *x, int64_t m0, int64_t m1, int64_t p0,
+                           int64_t p1, float *y, const float *residual) {
+    /* Rows in near-equal blocks of at most 6 (7 -> 4 + 3): a one-row block has too few
+       independent FMA chains to run at full rate. */
+    const int64_t rows = m1 - m0, nblk = (rows + 5) / 6;
+    for (int64_t p = p0; p < p1; p += 4) {
+        int np = p1 - p < 4 ? (int)(p1 - p) : 4;
+        int64_t m = m0;
+        for (int64_t blk = 0; blk < nblk; blk++) {
+            int mr = mr_of(rows, nblk, blk);
+            switch (mr) {
+            case 1: F32_NP(1); break;
+            case 2: F32_NP(2); break;
+            case 3: F32_NP(3); break;
+            case 4: F32_NP(4); break;
+            case 5: F32_NP(5); break;
+            default: F32_NP(6); break;
+            }
+            m += mr;
+        }
+    }
+}
+
+/* ---- int8 kernel without VNNI: |a| (u8) x sign(w, a) (s8) through maddubs, exact --------------- */
+
+AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, int64_t m, int mr,
+                int64_t p, int np, float *y, const float *res) {
+    const int64_t n = W->n, kp = emb_i8_kp(W->k), G = kp / 4, ps = EMB_PANEL * kp;
+    const int8_t *w = (const int8_t *)W->data + p * ps;
+    const __m512i ones = _mm512_set1_epi16(1), zero = _mm512_setzero_si512();
+    __m512i acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < np; c++) acc[r][c] = _mm512_setzero_si512();
+    const uint8_t *am = a + m * lda;
+    for (int64_t g = 0; g < G; g++) {
+        __m512i wv[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < np; c++) wv[c] = _mm512_load_si512((const void *)(w + c * ps + g * 64));
+#pragma GCC unroll 4
+        for (int r = 0; r < mr; r++) {
+            int32_t a4;
+            memcpy(&a4, am + r * lda + g * 4, 4);
+            __m512i av = _mm512_set1_epi32(a4);
+            __m512i aabs = _mm512_abs_epi8(av);
+            __mmask64 neg = _mm512_movepi8_mask(av);
+#pragma GCC unroll 4
+            for (int c = 0; c < np; c++) {
+                __m512i ws = _mm512_mask_sub_epi8(wv[c], neg, zero, wv[c]);
+                __m512i s16 = _mm512_maddubs_epi16(aabs, ws);
+                acc[r][c] = _mm512_add_epi32(acc[r][c], _mm512_madd_epi16(s16, ones));
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < np; c++) {
+        int64_t n0 = (p + c) * EMB_PANEL;
+        __mmask16 mk = tail_mask(n - n0);
+        __m512 sw = _mm512_load_ps(W->scale + n0);
+        __m512 b = W->bias ? _mm512_load_ps(W->bias + n0) : _mm512_setzero_ps();
+#pragma GCC unroll 4
+        for (int r = 0; r < mr; r++) {
+            __m512 s = _mm512_mul_ps(_mm512_set1_ps(sa[m + r]), sw);
+            __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][c]), s), b);
+            if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, res + (m + r) * n + n0));
+            _mm512_mask_storeu_ps(y + (m + r) * n + n0, mk, v);
+        }
+    }
+}
+
+#define I8_CALL(MR, NP) i8_tile(W, a, lda, sa, m, MR, p, NP, y, residual)
+#define I8_NP(MR) TILE_CASES_NP(I8_CALL, MR, MR)
+
+void emb_i8_kernel_avx512(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
+                          int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
+                          const float *residual) {
+    for (int64_t p = p0; p < p1; p += 4) {
+        int np = p1 - p < 4 ? (int)(p1 - p) : 4;
+        for (int64_t m = m0; m < m1; m += 4) {
+            int mr = m1 - m < 4 ? (int)(m1 - m) : 4;
+            switch (mr) {
+            case 1: I8_NP(1); break;
+            case 2: I8_NP(2); break;
+            case 3: I8_NP(3); break;
+            default: I8_NP(4); break;
+            }
+        }
+    }
+}
+
+/* ---- attention sgemms ------------------------------------------------------------------------- */
+
+/* C[0..mr)[0..ncols) (= or +=) alpha * A[0..mr)[0..K) B[0..K)[0..ncols), ncols <= 16 * np. B rows
+   are read with masks, so nothing past column ncols is touched. */
+AI void sg_tile(int mr, int np, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
+                float *C, int64_t ldc, int64_t ncols, float alpha, int accumulate) {
+    __m512 acc[6][4];
+    __mmask16 mk[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < np; c++) mk[c] = tail_mask(ncols - 16 * c);
+#pragma GCC unroll 6
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < np; c++) acc[r][c] = _mm512_setzero_ps();
+    for (int64_t kk = 0; kk < K; kk++) {
+        __m512 bv[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < np; c++) bv[c] = _mm512_maskz_loadu_ps(mk[c], B + kk * ldb + 16 * c);
+#pragma GCC unroll 6
+        for (int r = 0; r < mr; r++) {
+            __m512 av = _mm512_set1_ps(A[r * lda + kk]);
+#pragma GCC unroll 4
+            for (int c = 0; c < np; c++) acc[r][c] = _mm512_fmadd_ps(av, bv[c], acc[r][c]);
+        }
+    }
+    const __m512 va = _mm512_set1_ps(alpha);
+#pragma GCC unroll 6
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < np; c++) {
+            float *cp = C + r * ldc + 16 * c;
+            __m512 v = _mm512_mul_ps(acc[r][c], va);
+            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk[c], cp));
+            _mm512_mask_storeu_ps(cp, mk[c], v);
+        }
+}
+
+#define SG_CALL(MR, NP) sg_tile(MR, NP, K, A + i * lda, lda, Bp, ldbp, C + i * ldc + j, ldc, ncols, alpha, accumulate)
+#define SG_NP(MR) TILE_CASES_NP(SG_CALL, MR, MR)
+
+/* C[:, j..j+ncols) over all M rows, in tiles of 6 rows. */
+static void sg_panel(int64_t M, int64_t K, const float *A, int64_t lda, const float *Bp, int64_t ldbp,
+                     float *C, int64_t ldc, int64_t j, int64_t ncols, float alpha, int accumulate) {
+    int np = (int)((ncols + 15) / 16);
+    for (int64_t i = 0; i < M; i += 6) {
+        int mr = M - i < 6 ? (int)(M - i) : 6;
+        switch (mr) {
+        case 1: SG_NP(1); break;
+        case 2: SG_NP(2); break;
+        case 3: SG_NP(3); break;
+        case 4: SG_NP(4); break;
+        case 5: SG_NP(5); break;
+        default: SG_NP(6); break;
+        }
+    }
+}
+
+void emb_sgemm_nn_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                         const float *B, int64_t ldb, float *C, int64_t ldc) {
+    for (int64_t j = 0; j < N; j += 64) {
+        int64_t ncols = N - j < 64 ? N - j : 64;
+        sg_panel(M, K, A, lda, B + j, ldb, C, ldc, j, ncols, 1.0f, 0);
+    }
+}
+
+#define NT_KC 128
+
+void emb_sgemm_nt_avx512(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                         const float *B, int64_t ldb, float *C, int64_t ldc) {
+    /* B^T is packed a 64-column by NT_KC-deep block at a time so the tile kernel streams it. */
+    float bt[NT_KC * 64] __attribute__((aligned(64)));
+    for (int64_t j = 0; j < N; j += 64) {
+        int64_t ncols = N - j < 64 ? N - j : 64;
+        if (K <= 0) {
+            sg_panel(M, 0, A, lda, bt, 64, C, ldc, j, ncols, alpha, 0);
+            continue;
+        }
+        for (int64_t k0 = 0; k0 < K; k0 += NT_KC) {
+            int64_t kc = K - k0 < NT_KC ? K - k0 : NT_KC;
+            for (int64_t jj = 0; jj < ncols; jj++) {
+                const float *b = B + (j + jj) * ldb + k0;
+                for (int64_t kk = 0; kk < kc; kk++) bt[kk * 64 + jj] = b[kk];
+            }
+            sg_panel(M, kc, A + k0, lda, bt, 64, C, ldc, j, ncols, alpha, k0 > 0);
+        }
+    }
+}

@@ -1,0 +1,193 @@
+/*
+ * pool.c - persistent worker threads.
+ *
+ * emb_pool_run publishes (fn, arg) and bumps a generation counter. Workers spin on that counter for
+ * a short while after each task (the encoder issues dozens of runs back to back, microseconds
+ * apart, and a futex wake costs more than the small-batch matmuls themselves), then fall asleep on
+ * a condition variable so an idle server burns no CPU. The caller is worker 0 and waits for the
+ * others the same way: spin on a countdown, then sleep.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "embedd.h"
+#include "pool.h"
+
+#define EMB_POOL_MAX_THREADS 1024
+/* Waiting goes through three stages: EMB_POOL_SPIN pause instructions (tens of cycles each: the
+   common case on dedicated cores, where the next task or the last worker is microseconds away),
+   then up to EMB_POOL_YIELD sched_yield calls (on an oversubscribed machine the thread we wait for
+   may be runnable but not running; yielding lets it run instead of burning our time slice), then
+   sleep on a condition variable. */
+#define EMB_POOL_SPIN 2000
+#define EMB_POOL_YIELD 2000
+
+struct emb_pool;
+
+typedef struct {
+    struct emb_pool *pool;
+    int ith;
+} emb_worker;
+
+struct emb_pool {
+    int n_threads; /* including the caller */
+    pthread_t *threads;
+    emb_worker *workers;
+    int n_started; /* pthreads actually created */
+
+    emb_task_fn fn;
+    void *arg;
+    atomic_uint_fast64_t generation;
+    atomic_int pending; /* workers (other than the caller) still running the current task */
+    atomic_int stop;
+
+    pthread_mutex_t mtx;
+    pthread_cond_t wake; /* generation changed or stop */
+    pthread_cond_t done; /* pending reached 0 */
+};
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static inline void wait_step(int i) {
+    if (i < EMB_POOL_SPIN)
+        cpu_relax();
+    else
+        sched_yield();
+}
+
+static void *worker_main(void *p) {
+    emb_worker *w = p;
+    struct emb_pool *pool = w->pool;
+    uint64_t seen = 0;
+    for (;;) {
+        uint64_t gen = atomic_load_explicit(&pool->generation, memory_order_acquire);
+        for (int i = 0; gen == seen && i < EMB_POOL_SPIN + EMB_POOL_YIELD; i++) {
+            if (atomic_load_explicit(&pool->stop, memory_order_relaxed)) break;
+            wait_step(i);
+            gen = atomic_load_explicit(&pool->generation, memory_order_acquire);
+        }
+        if (gen == seen) {
+            pthread_mutex_lock(&pool->mtx);
+            while ((gen = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen &&
+                   !atomic_load(&pool->stop))
+                pthread_cond_wait(&pool->wake, &pool->mtx);
+            pthread_mutex_unlock(&pool->mtx);
+        }
+        if (gen == seen) return NULL; /* stop requested, no new task */
+        seen = gen;
+        pool->fn(pool->arg, w->ith, pool->n_threads);
+        if (atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&pool->mtx);
+            pthread_cond_broadcast(&pool->done);
+            pthread_mutex_unlock(&pool->mtx);
+        }
+    }
+}
+
+static void pool_stop_and_join(emb_pool *p) {
+    pthread_mutex_lock(&p->mtx);
+    atomic_store(&p->stop, 1);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mtx);
+    for (int i = 0; i < p->n_started; i++) pthread_join(p->threads[i], NULL);
+}
+
+emb_pool *emb_pool_create(int32_t n_threads, char *err, size_t err_len) {
+    if (n_threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = n > 0 ? (int32_t)(n < EMB_POOL_MAX_THREADS ? n : EMB_POOL_MAX_THREADS) : 1;
+    }
+    if (n_threads > EMB_POOL_MAX_THREADS) {
+        if (err && err_len) snprintf(err, err_len, "pool: %d threads requested, at most %d", (int)n_threads, EMB_POOL_MAX_THREADS);
+        return NULL;
+    }
+    emb_pool *p = calloc(1, sizeof *p);
+    if (!p) goto oom;
+    p->n_threads = n_threads;
+    atomic_init(&p->generation, 0);
+    atomic_init(&p->pending, 0);
+    atomic_init(&p->stop, 0);
+    if (pthread_mutex_init(&p->mtx, NULL) != 0) { free(p); goto oom; }
+    if (pthread_cond_init(&p->wake, NULL) != 0) { pthread_mutex_destroy(&p->mtx); free(p); goto oom; }
+    if (pthread_cond_init(&p->done, NULL) != 0) {
+        pthread_cond_destroy(&p->wake);
+        pthread_mutex_destroy(&p->mtx);
+        free(p);
+        goto oom;
+    }
+    if (n_threads > 1) {
+        p->threads = calloc((size_t)n_threads - 1, sizeof *p->threads);
+        p->workers = calloc((size_t)n_threads - 1, sizeof *p->workers);
+        if (!p->threads || !p->workers) {
+            emb_pool_free(p);
+            goto oom;
+        }
+        for (int i = 0; i < n_threads - 1; i++) {
+            p->workers[i].pool = p;
+            p->workers[i].ith = i + 1;
+            int rc = pthread_create(&p->threads[i], NULL, worker_main, &p->workers[i]);
+            if (rc != 0) {
+                emb_pool_free(p);
+                if (err && err_len) snprintf(err, err_len, "pool: creating thread %d of %d: %s", i + 2, (int)n_threads, strerror(rc));
+                return NULL;
+            }
+            p->n_started++;
+        }
+    }
+    return p;
+oom:
+    if (err && err_len) snprintf(err, err_len, "pool: out of memory");
+    return NULL;
+}
+
+void emb_pool_free(emb_pool *p) {
+    if (!p) return;
+    pool_stop_and_join(p);
+    pthread_cond_destroy(&p->done);
+    pthread_cond_destroy(&p->wake);
+    pthread_mutex_destroy(&p->mtx);
+    free(p->threads);
+    free(p->workers);
+    free(p);
+}
+
+int32_t emb_pool_threads(const emb_pool *p) { return p ? p->n_threads : 1; }
+
+void emb_pool_run(emb_pool *p, emb_task_fn fn, void *arg) {
+    if (!p || p->n_threads <= 1) {
+        fn(arg, 0, 1);
+        return;
+    }
+    p->fn = fn;
+    p->arg = arg;
+    atomic_store_explicit(&p->pending, p->n_threads - 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    /* Sleeping workers check the generation under the mutex, so broadcasting under it cannot be
+       missed; with no sleepers glibc's broadcast makes no system call. */
+    pthread_mutex_lock(&p->mtx);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mtx);
+
+    fn(arg, 0, p->n_threads);
+
+    for (int i = 0; i < EMB_POOL_SPIN + EMB_POOL_YIELD; i++) {
+        if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0) return;
+        wait_step(i);
+    }
+    pthread_mutex_lock(&p->mtx);
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
+        pthread_cond_wait(&p->done, &p->mtx);
+    pthread_mutex_unlock(&p->mtx);
+}

@@ -1,0 +1,338 @@
+/*
+ * test_gemm.c - every kind (I8, F32, BLOCKS) and every SIMD level this CPU runs, against
+ *   - the scalar I8 reference (exact int32 sums: the same floats to 1e-6 relative), and
+ *   - a double-precision product of the dequantised weights, within the quantisation error bound,
+ * for awkward shapes, all source weight types, every epilogue; and the attention sgemms against a
+ * naive double product.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embedd.h"
+#include "gemm.h"
+#include "pool.h"
+#include "quants.h"
+
+static int n_pass, n_fail;
+
+#define CHECK(cond, ...)                                         \
+    do {                                                         \
+        if (cond) {                                              \
+            n_pass++;                                            \
+        } else {                                                 \
+            n_fail++;                                            \
+            if (n_fail < 30) {                                   \
+                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+                fprintf(stderr, __VA_ARGS__);                    \
+                fputc('\n', stderr);                             \
+            }                                                    \
+        }                                                        \
+    } while (0)
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+static float frand(void) { return (float)((rnd() & 0xFFFFFF) / 16777216.0 * 2.0 - 1.0); }
+
+static void *xmalloc(size_t n) {
+    void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+/* Fills n rows of k elements of `type`: float types from random floats; block types from random
+   bytes with their scale fields replaced by sane half floats (any bit pattern of the quants is a
+   valid block). */
+static void *make_weights(int32_t type, int64_t n, int64_t k) {
+    int64_t rb = emb_row_bytes(type, k);
+    uint8_t *w = xmalloc((size_t)(rb * n));
+    for (int64_t i = 0; i < rb * n; i++) w[i] = (uint8_t)rnd();
+    int64_t nel = n * k;
+    for (int64_t i = 0; i < nel; i++) {
+        float v = frand() * (1.0f + (float)((i / k) % 5)); /* rows of different magnitude */
+        if (type == EMB_TYPE_F32) ((float *)w)[i] = v;
+        if (type == EMB_TYPE_F16) ((emb_fp16 *)w)[i] = emb_fp32_to_fp16(v);
+        if (type == EMB_TYPE_BF16) ((emb_bf16 *)w)[i] = emb_fp32_to_bf16(v);
+    }
+    int64_t nb = rb * n / emb_type_block_bytes(type);
+    for (int64_t b = 0; b < nb; b++) {
+        emb_fp16 d = emb_fp32_to_fp16(0.002f + 0.01f * (frand() + 1.0f));
+        emb_fp16 dmin = emb_fp32_to_fp16(0.001f + 0.004f * (frand() + 1.0f));
+        switch (type) {
+        case EMB_TYPE_Q8_0: ((block_q8_0 *)w)[b].d = d; break;
+        case EMB_TYPE_Q5_0: ((block_q5_0 *)w)[b].d = d; break;
+        case EMB_TYPE_Q4_0: ((block_q4_0 *)w)[b].d = d; break;
+        case EMB_TYPE_Q4_K: ((block_q4_K *)w)[b].d = d; ((block_q4_K *)w)[b].dmin = dmin; break;
+        case EMB_TYPE_Q5_K: ((block_q5_K *)w)[b].d = d; ((block_q5_K *)w)[b].dmin = dmin; break;
+        case EMB_TYPE_Q6_K: ((block_q6_K *)w)[b].d = d; break;
+        default: break;
+        }
+    }
+    return w;
+}
+
+typedef struct {
+    int64_t M, n, k;
+} shape;
+
+static const shape float_shapes[] = {{1, 17, 36}, {2, 40, 36}, {8, 50, 20}, {3, 1, 7}, {17, 100, 384}, {100, 33, 36}, {5, 384, 1536}, {16, 64, 4}};
+static const shape q32_shapes[] = {{1, 17, 32}, {2, 70, 96}, {3, 1, 96}, {17, 100, 384}, {100, 33, 64}, {5, 384, 1536}};
+static const shape qk_shapes[] = {{1, 17, 256}, {2, 20, 256}, {3, 1, 256}, {17, 100, 512}, {100, 33, 256}, {5, 384, 1536}};
+
+static double gelu_d(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); }
+
+typedef struct {
+    int epi;
+    int use_bias;
+    int use_residual;
+} variant;
+
+static const variant variants[] = {{EMB_EPI_NONE, 1, 0}, {EMB_EPI_GELU, 1, 0}, {EMB_EPI_TANH, 0, 0}, {EMB_EPI_NONE, 1, 1}};
+
+/* Runs one product; residual (if used) is passed aliased with y, as the encoder does. */
+static void run(emb_pool *pool, const emb_matrix *W, const float *x, int64_t M, float *y,
+                const float *res, int epi, void *scratch) {
+    if (res) {
+        memcpy(y, res, (size_t)(M * W->n) * sizeof *y);
+        emb_matmul(pool, W, x, M, y, y, epi, scratch);
+    } else {
+        emb_matmul(pool, W, x, M, y, NULL, epi, scratch);
+    }
+}
+
+static const char *kind_name(int kind) { return kind == EMB_MAT_I8 ? "i8" : kind == EMB_MAT_F32 ? "f32" : "blocks"; }
+
+static void test_type_shape(emb_pool *pool, emb_pool *pool3, int32_t type, shape s, int kind) {
+    int64_t M = s.M, n = s.n, k = s.k;
+    void *w = make_weights(type, n, k);
+    float *x = xmalloc((size_t)(M * k) * sizeof(float));
+    for (int64_t i = 0; i < M * k; i++) x[i] = frand() * (i % 11 == 0 ? 3.0f : 1.0f);
+    if (M > 1) memset(x + k, 0, (size_t)k * sizeof(float)); /* an all-zero row */
+    float *bias = xmalloc((size_t)n * sizeof(float));
+    float *res = xmalloc((size_t)(M * n) * sizeof(float));
+    for (int64_t i = 0; i < n; i++) bias[i] = frand();
+    for (int64_t i = 0; i < M * n; i++) res[i] = frand();
+
+    /* Dequantised weights by the scalar reference of quants.c, and the double products. */
+    const emb_type_traits *ref = emb_get_type_traits_level(type, EMB_SIMD_SCALAR);
+    float *wd = xmalloc((size_t)(n * k) * sizeof(float));
+    int64_t rb = emb_row_bytes(type, k);
+    for (int64_t r = 0; r < n; r++) ref->to_float((const uint8_t *)w + r * rb, wd + r * k, k);
+    double *dot = xmalloc((size_t)(M * n) * sizeof(double));
+    double *bound = xmalloc((size_t)(M * n) * sizeof(double));
+    for (int64_t m = 0; m < M; m++) {
+        double xsum = 0, xmax = 0;
+        for (int64_t i = 0; i < k; i++) {
+            xsum += fabs(x[m * k + i]);
+            xmax = fmax(xmax, fabs(x[m * k + i]));
+        }
+        double sa = xmax / 127.0;
+        for (int64_t c = 0; c < n; c++) {
+            const float *wr = wd + c * k;
+            double acc = 0, wsum = 0, wmax = 0, abs_prod = 0;
+            for (int64_t i = 0; i < k; i++) {
+                acc += (double)x[m * k + i] * wr[i];
+                abs_prod += fabs((double)x[m * k + i] * wr[i]);
+                wsum += fabs(wr[i]);
+                wmax = fmax(wmax, fabs(wr[i]));
+            }
+            double sw = wmax / 127.0, b;
+            dot[m * n + c] = acc;
+            if (kind == EMB_MAT_I8)
+                b = 0.5 * sw * xsum + 0.5 * sa * wsum + 0.25 * (double)k * sa * sw;
+            else if (kind == EMB_MAT_BLOCKS)
+                b = 0.6 * sa * wsum; /* Q8 activations with their (half-precision) block scales */
+            else
+                b = 0;
+            bound[m * n + c] = 1.05 * b + 2e-5 * abs_prod + 1e-5 * (1.0 + fabs(acc));
+        }
+    }
+
+    char err[256] = "";
+    emb_matrix W;
+    int rc = emb_matrix_init(&W, kind, type, w, n, k, bias, err, sizeof err);
+    CHECK(rc == 0, "init %s %s %lldx%lld: %s", emb_type_name(type), kind_name(kind), (long long)n, (long long)k, err);
+    emb_matrix Wnb; /* without bias */
+    rc |= emb_matrix_init(&Wnb, kind, type, w, n, k, NULL, err, sizeof err);
+    if (rc != 0) goto out;
+
+    size_t sb = emb_matmul_scratch_bytes(&W, M);
+    void *scratch = sb ? xmalloc(sb) : NULL;
+    float *y = xmalloc((size_t)(M * n) * sizeof(float));
+    float *yref = xmalloc((size_t)(M * n) * sizeof(float));
+    int saved = emb_simd_active();
+    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+        const variant *var = &variants[v];
+        const emb_matrix *Wv = var->use_bias ? &W : &Wnb;
+        const float *rv = var->use_residual ? res : NULL;
+        if (kind == EMB_MAT_I8) {
+            emb_simd_set(EMB_SIMD_SCALAR);
+            run(NULL, Wv, x, M, yref, rv, var->epi, scratch);
+        }
+        for (int level = EMB_SIMD_SCALAR; level <= EMB_SIMD_NEON; level++) {
+            if (emb_simd_set(level) != 0) continue;
+            for (int pi = 0; pi < 2; pi++) {
+                emb_pool *p = pi == 0 ? pool : pool3;
+                for (int64_t i = 0; i < M * n; i++) y[i] = NAN;
+                run(p, Wv, x, M, y, rv, var->epi, scratch);
+                int bad_ref = 0, bad_true = 0;
+                double worst = 0;
+                for (int64_t m = 0; m < M; m++)
+                    for (int64_t c = 0; c < n; c++) {
+                        int64_t i = m * n + c;
+                        double pre = dot[i] + (var->use_bias ? bias[c] : 0.0), want, slack = bound[i];
+                        if (var->epi == EMB_EPI_GELU)
+                            want = gelu_d(pre), slack = slack * 1.13 + 2e-6;
+                        else if (var->epi == EMB_EPI_TANH)
+                            want = tanh(pre), slack += 2e-6;
+                        else
+                            want = pre + (rv ? rv[i] : 0.0), slack += 1e-6 * fabs(want);
+                        double e = fabs((double)y[i] - want);
+                        if (!(e <= slack)) bad_true++;
+                        if (e / slack > worst) worst = e / slack;
+                        /* The int32 sums are exact, so the linear outputs agree to float rounding;
+                           GELU/tanh may differ by the SIMD approximations of ops.c (1e-7). */
+                        double tol = 1e-6 * fabs(yref[i]) + (var->epi == EMB_EPI_NONE ? 1e-9 : 1e-7);
+                        if (kind == EMB_MAT_I8 && !(fabs((double)y[i] - yref[i]) <= tol)) bad_ref++;
+                    }
+                CHECK(bad_true == 0, "%s %s M=%lld n=%lld k=%lld epi=%d bias=%d res=%d level=%s threads=%d: %d outputs beyond the error bound (worst %.2f x bound)",
+                      emb_type_name(type), kind_name(kind), (long long)M, (long long)n, (long long)k, var->epi, var->use_bias,
+                      var->use_residual, emb_simd_name(level), emb_pool_threads(p), bad_true, worst);
+                if (kind == EMB_MAT_I8)
+                    CHECK(bad_ref == 0, "%s i8 M=%lld n=%lld k=%lld epi=%d level=%s: %d outputs differ from the scalar reference",
+                          emb_type_name(type), (long long)M, (long long)n, (long long)k, var->epi, emb_simd_name(level), bad_ref);
+            }
+        }
+    }
+    emb_simd_set(saved);
+    free(scratch);
+    free(y);
+    free(yref);
+out:
+    emb_matrix_free(&W);
+    emb_matrix_free(&Wnb);
+    free(w);
+    free(x);
+    free(bias);
+    free(res);
+    free(wd);
+    free(dot);
+    free(bound);
+}
+
+static void test_sgemm(void) {
+    static const int64_t shapes[][3] = {{1, 1, 1}, {7, 13, 32}, {17, 33, 64}, {128, 128, 128}, {5, 70, 300}, {6, 64, 0}, {3, 129, 100}};
+    int saved = emb_simd_active();
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int64_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        int64_t lda = K + 3, ldbt = K + 5, ldb = N + 2, ldc = N + 7;
+        float *A = xmalloc((size_t)(M * lda + 1) * sizeof(float));
+        float *Bt = xmalloc((size_t)(N * ldbt + 1) * sizeof(float)); /* N x K for nt */
+        float *B = xmalloc((size_t)(K * ldb + 1) * sizeof(float));   /* K x N for nn */
+        float *C = xmalloc((size_t)(M * ldc) * sizeof(float));
+        for (int64_t i = 0; i < M * lda + 1; i++) A[i] = frand();
+        for (int64_t i = 0; i < N * ldbt + 1; i++) Bt[i] = frand();
+        for (int64_t i = 0; i < K * ldb + 1; i++) B[i] = frand();
+        for (int level = EMB_SIMD_SCALAR; level <= EMB_SIMD_NEON; level++) {
+            if (emb_simd_set(level) != 0) continue;
+            for (int nn = 0; nn < 2; nn++) {
+                for (int64_t i = 0; i < M * ldc; i++) C[i] = 12345.0f; /* padding must survive */
+                float alpha = 0.125f;
+                if (nn)
+                    emb_sgemm_nn(M, N, K, A, lda, B, ldb, C, ldc);
+                else
+                    emb_sgemm_nt(M, N, K, alpha, A, lda, Bt, ldbt, C, ldc);
+                int bad = 0, pad_bad = 0;
+                for (int64_t i = 0; i < M; i++) {
+                    for (int64_t j = 0; j < N; j++) {
+                        double s = 0, sabs = 0;
+                        for (int64_t kk = 0; kk < K; kk++) {
+                            double p = nn ? (double)A[i * lda + kk] * B[kk * ldb + j] : (double)A[i * lda + kk] * Bt[j * ldbt + kk];
+                            s += p;
+                            sabs += fabs(p);
+                        }
+                        if (!nn) s *= alpha, sabs *= alpha;
+                        if (!(fabs(C[i * ldc + j] - s) <= 1e-5 * sabs + 1e-30)) bad++;
+                    }
+                    for (int64_t j = N; j < ldc && i * ldc + j < M * ldc; j++)
+                        if (C[i * ldc + j] != 12345.0f) pad_bad++;
+                }
+                CHECK(bad == 0 && pad_bad == 0, "sgemm_%s M=%lld N=%lld K=%lld level=%s: %d wrong, %d padding overwritten",
+                      nn ? "nn" : "nt", (long long)M, (long long)N, (long long)K, emb_simd_name(level), bad, pad_bad);
+            }
+        }
+        free(A);
+        free(Bt);
+        free(B);
+        free(C);
+    }
+    emb_simd_set(saved);
+}
+
+static void test_errors(void) {
+    char err[256];
+    emb_matrix W;
+    float w[64] = {0};
+    err[0] = 0;
+    CHECK(emb_matrix_init(&W, EMB_MAT_I8, EMB_TYPE_F32, w, 0, 4, NULL, err, sizeof err) == -1 && err[0], "n = 0 accepted");
+    err[0] = 0;
+    CHECK(emb_matrix_init(&W, EMB_MAT_I8, EMB_TYPE_F32, w, 4, -1, NULL, err, sizeof err) == -1 && err[0], "k < 0 accepted");
+    err[0] = 0;
+    CHECK(emb_matrix_init(&W, EMB_MAT_I8, 99, w, 2, 32, NULL, err, sizeof err) == -1 && err[0], "unknown type accepted");
+    err[0] = 0;
+    CHECK(emb_matrix_init(&W, EMB_MAT_I8, EMB_TYPE_Q8_0, w, 1, 31, NULL, err, sizeof err) == -1 && err[0], "k not a block multiple accepted");
+    err[0] = 0;
+    CHECK(emb_matrix_init(&W, 7, EMB_TYPE_F32, w, 2, 2, NULL, err, sizeof err) == -1 && err[0], "unknown kind accepted");
+    err[0] = 0;
+    CHECK(emb_matrix_init(&W, EMB_MAT_F32, EMB_TYPE_F32, w, (int64_t)1 << 40, (int64_t)1 << 30, NULL, err, sizeof err) == -1 && err[0],
+          "huge shape accepted");
+    err[0] = 0;
+    float inf_w[4] = {1, INFINITY, 2, 3};
+    CHECK(emb_matrix_init(&W, EMB_MAT_I8, EMB_TYPE_F32, inf_w, 1, 4, NULL, err, sizeof err) == -1 && err[0], "non-finite weight accepted for I8");
+    CHECK(emb_matrix_kind_for(EMB_TYPE_F16, EMB_WEIGHTS_AUTO) == EMB_MAT_F32 && emb_matrix_kind_for(EMB_TYPE_Q4_K, EMB_WEIGHTS_AUTO) == EMB_MAT_I8 &&
+              emb_matrix_kind_for(EMB_TYPE_Q6_K, EMB_WEIGHTS_BLOCKS) == EMB_MAT_BLOCKS && emb_matrix_kind_for(EMB_TYPE_BF16, EMB_WEIGHTS_BLOCKS) == EMB_MAT_F32,
+          "emb_matrix_kind_for");
+    emb_matrix_free(NULL);
+}
+
+int main(void) {
+    char err[256];
+    emb_pool *pool = emb_pool_create(2, err, sizeof err), *pool3 = emb_pool_create(3, err, sizeof err);
+    if (!pool || !pool3) {
+        fprintf(stderr, "pool: %s\n", err);
+        return 1;
+    }
+    static const int32_t float_types[] = {EMB_TYPE_F32, EMB_TYPE_F16, EMB_TYPE_BF16};
+    static const int32_t q32_types[] = {EMB_TYPE_Q8_0, EMB_TYPE_Q5_0};
+    static const int32_t qk_types[] = {EMB_TYPE_Q4_K, EMB_TYPE_Q6_K};
+    for (size_t t = 0; t < 3; t++)
+        for (size_t s = 0; s < sizeof float_shapes / sizeof float_shapes[0]; s++) {
+            test_type_shape(pool, pool3, float_types[t], float_shapes[s], EMB_MAT_F32);
+            test_type_shape(pool, pool3, float_types[t], float_shapes[s], EMB_MAT_I8);
+        }
+    for (size_t t = 0; t < 2; t++)
+        for (size_t s = 0; s < sizeof q32_shapes / sizeof q32_shapes[0]; s++) {
+            test_type_shape(pool, pool3, q32_types[t], q32_shapes[s], EMB_MAT_I8);
+            test_type_shape(pool, pool3, q32_types[t], q32_shapes[s], EMB_MAT_BLOCKS);
+        }
+    for (size_t t = 0; t < 2; t++)
+        for (size_t s = 0; s < sizeof qk_shapes / sizeof qk_shapes[0]; s++) {
+            test_type_shape(pool, pool3, qk_types[t], qk_shapes[s], EMB_MAT_I8);
+            test_type_shape(pool, pool3, qk_types[t], qk_shapes[s], EMB_MAT_BLOCKS);
+        }
+    test_sgemm();
+    test_errors();
+    emb_pool_free(pool);
+    emb_pool_free(pool3);
+    printf("test_gemm: %d passed, %d failed\n", n_pass, n_fail);
+    return n_fail ? 1 : 0;
+}
