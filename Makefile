@@ -35,7 +35,7 @@ CTEST_BIN  := $(patsubst native/tests/%.c,$(BUILD)/tests/%,$(CTEST_SRC))
 export CGO_ENABLED := 1
 GOENV = CGO_CFLAGS="-O2 -DEMBEDD_LIB=$(shell sha1sum $(LIB) 2>/dev/null | cut -c1-16)"
 
-.PHONY: all build lib run test test-deps test-c test-go vet fmt-check bench clean
+.PHONY: all build lib run test test-deps test-arm64 bench-native test-c test-go vet fmt-check bench clean
 all: build
 
 lib: $(LIB)
@@ -61,6 +61,14 @@ $(BUILD):
 $(BUILD)/tests/%: native/tests/%.c $(LIB) $(NATIVE_HDR)
 	$(CC) $(CFLAGS_BASE) -Inative $< $(LIB) -lm -o $@
 
+# Kernel micro-benchmarks (not tests): `make bench-native`.
+BENCH_NATIVE := $(patsubst native/bench/%.c,$(BUILD)/bench/%,$(wildcard native/bench/*.c))
+$(BUILD)/bench/%: native/bench/%.c $(LIB) $(NATIVE_HDR)
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(CFLAGS_BASE) -Inative $< $(LIB) -lm -o $@
+bench-native: $(BENCH_NATIVE)
+	$(BUILD)/bench/bench_gemm
+
 test-c: $(CTEST_BIN)
 	@set -e; for t in $(CTEST_BIN); do echo "== $$t"; $$t; done
 
@@ -83,6 +91,10 @@ test-go: $(LIB)
 
 test-deps:
 	scripts/install-test-deps.sh
+
+# The arm64 build (NEON kernels) cross-compiled and its C tests run under qemu-user.
+test-arm64:
+	scripts/test-arm64.sh
 
 test: test-deps test-c vet fmt-check test-go
 

@@ -101,9 +101,27 @@ func TestRealModelTokenIDs(t *testing.T) {
 func TestRealModelPublishedVectors(t *testing.T) {
 	pub := loadPublished(t)
 	m := loadReal(t, Options{Threads: 2})
+	path, err := testmodel.RealModelPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := loadReference(t, path)
 	texts := make([]string, len(pub.Embeddings))
+	// floor[i] is the cosine the engine must reach against published vector i: 0.99, unless the
+	// exact float64 forward pass over this file's Q4_K_M weights is itself further than that from
+	// the full-precision vector (the file's own quantization error, which no engine can undo);
+	// then the engine must come within 0.002 of what exact arithmetic reaches.
+	floor := make([]float64, len(pub.Embeddings))
 	for i, e := range pub.Embeddings {
 		texts[i] = e.Text
+		enc := m.Tokenizer().Encode(e.Text)
+		exact, err := ref.Embed(enc.IDs, enc.TypeIDs, reference.PoolMean, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc := cosine32(e.Vector, toF32(exact))
+		floor[i] = math.Min(0.99, rc-0.002)
+		t.Logf("%-45q exact float64 on these weights: cosine %.5f to published", e.Text, rc)
 	}
 	for _, normalize := range []bool{false, true} {
 		got, err := m.Embed(texts, normalize)
@@ -112,11 +130,9 @@ func TestRealModelPublishedVectors(t *testing.T) {
 		}
 		for i, e := range pub.Embeddings {
 			c := cosine32(e.Vector, got[i])
-			t.Logf("normalize=%v %-45q cosine %.5f", normalize, e.Text, c)
-			// 0.985, not 0.99: the float64 reference on these Q4_K_M weights itself reaches only
-			// 0.9889 on "Deep Learning is..." (internal/reference's test logs every figure).
-			if c < 0.985 || math.IsNaN(c) {
-				t.Errorf("%q: cosine %.5f < 0.985", e.Text, c)
+			t.Logf("normalize=%v %-45q cosine %.5f (floor %.5f)", normalize, e.Text, c, floor[i])
+			if c < floor[i] || math.IsNaN(c) {
+				t.Errorf("%q: cosine %.5f < %.5f", e.Text, c, floor[i])
 			}
 			var n float64
 			for _, v := range got[i] {
@@ -137,6 +153,14 @@ func TestRealModelPublishedVectors(t *testing.T) {
 			}
 		}
 	}
+}
+
+func toF32(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
 }
 
 var realSentences = []string{
