@@ -4,8 +4,9 @@
  * A linear layer y = x W^T + b has W stored as n rows of k values (GGUF: ne[0] = k, ne[1] = n).
  * At load every W is packed once into the layout its kernel streams:
  *   EMB_MAT_F32    float weights (from F32/F16/BF16), float FMA kernels;
- *   EMB_MAT_I8     quantized weights re-quantised to int8 per output row (scale per row), dotted
- *                  with int8 activations quantised per token row (VNNI / maddubs / sdot kernels);
+ *   EMB_MAT_I8     quantized weights as int8 with one scale per (output row, 32 inputs) - Q8_0,
+ *                  Q5_0, Q4_0 losslessly, other types requantised - dotted with int8 activations
+ *                  quantised per (token row, 32 inputs) (VNNI / maddubs / sdot kernels);
  *   EMB_MAT_BLOCKS the GGUF blocks as they are, dotted by the per-type vec_dot kernels of quants.h
  *                  against activations quantised to the type's vec_dot_type.
  * Each kernel has a scalar reference in gemm.c and SIMD variants in gemm_<isa>.c, chosen by
@@ -33,8 +34,8 @@ typedef struct {
     int64_t n, k;  /* output rows, input features */
     void *data;    /* packed weights; layout private to gemm*.c */
     int64_t data_bytes;
-    float *scale;    /* EMB_MAT_I8: n per-row scales; else NULL */
-    int32_t *rsum;   /* EMB_MAT_I8: n per-row sums of the int8 weights; else NULL */
+    float *scale;    /* EMB_MAT_I8: one scale per (row, 32-block), padded (gemm_impl.h); else NULL */
+    int32_t *rsum;   /* EMB_MAT_I8: -128 x each (row, 32-block)'s int8 sum, same layout; else NULL */
     float *bias;     /* n floats, or NULL */
 } emb_matrix;
 

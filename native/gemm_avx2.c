@@ -1,7 +1,8 @@
 /*
- * gemm_avx2.c - AVX2/FMA kernels: activation quantisation, the float FMA kernel (6 rows x 16
- * outputs), the int8 kernel (maddubs of |a| with sign(w, a): every pair sum is at most
- * 2 * 127 * 127 < 32767, so nothing saturates and the int32 sums are exact), and the attention
+ * gemm_avx2.c - AVX2/FMA kernels: activation quantisation (per 32-block), the float FMA kernel
+ * (6 rows x 16 outputs), the int8 kernel (maddubs of |a| with sign(w, a): values are in +-127, so
+ * every pair sum is at most 2 * 127 * 127 < 32767, nothing saturates and the int32 sums of each
+ * 32-block are exact), and the attention
  * sgemms. Scalar references: gemm.c. Layouts: gemm_impl.h.
  */
 #include <immintrin.h>
@@ -12,37 +13,57 @@
 
 #define AI static inline __attribute__((always_inline))
 
-float emb_quant_row_avx2(const float *x, int64_t k, int64_t lda, uint8_t *q, int offset128) {
+static inline float hmax8(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+
+/* Full 32-blocks in vectors; a final partial block the scalar way (same results: max is exact, and
+   the products and roundings are the same IEEE operations). */
+void emb_quant_row_avx2(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    __m256 vmax = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 8 <= k; i += 8) vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(x + i), absmask));
-    float lanes[8];
-    _mm256_storeu_ps(lanes, vmax);
-    float amax = 0.0f;
-    for (int j = 0; j < 8; j++) amax = lanes[j] > amax ? lanes[j] : amax;
-    for (; i < k; i++) {
-        float v = fabsf(x[i]);
-        amax = v > amax ? v : amax;
-    }
-    float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-    const __m256 vinv = _mm256_set1_ps(inv);
     const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
     const __m128i off = _mm_set1_epi8((char)(offset128 ? 0x80 : 0));
-    for (i = 0; i + 8 <= k; i += 8) {
-        __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
-        v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
-        __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-        __m128i b = _mm_add_epi8(_mm_packs_epi16(h, h), off);
-        _mm_storel_epi64((__m128i *)(q + i), b);
+    int64_t i = 0, b = 0;
+    for (; i + EMB_QB <= k; i += EMB_QB, b++) {
+        __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+        __m256 x2 = _mm256_loadu_ps(x + i + 16), x3 = _mm256_loadu_ps(x + i + 24);
+        __m256 vmax = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(x0, absmask), _mm256_and_ps(x1, absmask)),
+                                    _mm256_max_ps(_mm256_and_ps(x2, absmask), _mm256_and_ps(x3, absmask)));
+        float amax = hmax8(vmax);
+        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        const __m256 vinv = _mm256_set1_ps(inv);
+        __m256i v0 = _mm256_cvtps_epi32(_mm256_mul_ps(x0, vinv)), v1 = _mm256_cvtps_epi32(_mm256_mul_ps(x1, vinv));
+        __m256i v2 = _mm256_cvtps_epi32(_mm256_mul_ps(x2, vinv)), v3 = _mm256_cvtps_epi32(_mm256_mul_ps(x3, vinv));
+        v0 = _mm256_min_epi32(_mm256_max_epi32(v0, lo), hi);
+        v1 = _mm256_min_epi32(_mm256_max_epi32(v1, lo), hi);
+        v2 = _mm256_min_epi32(_mm256_max_epi32(v2, lo), hi);
+        v3 = _mm256_min_epi32(_mm256_max_epi32(v3, lo), hi);
+        /* packs works within 128-bit lanes: reorder the 64-bit groups afterwards. */
+        __m256i h = _mm256_packs_epi32(v0, v1), h2 = _mm256_packs_epi32(v2, v3);
+        __m256i bytes = _mm256_packs_epi16(h, h2);
+        bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        bytes = _mm256_add_epi8(bytes, _mm256_set_m128i(off, off));
+        _mm256_storeu_si256((__m256i *)(q + i), bytes);
+        sa[b] = amax / 127.0f;
     }
-    for (; i < k; i++) {
-        long r = lrintf(x[i] * inv);
-        r = r > 127 ? 127 : r < -127 ? -127 : r;
-        q[i] = (uint8_t)(r + (offset128 ? 128 : 0));
+    if (i < k) {
+        float amax = 0.0f;
+        for (int64_t j = i; j < k; j++) {
+            float v = fabsf(x[j]);
+            amax = v > amax ? v : amax;
+        }
+        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        for (int64_t j = i; j < k; j++) {
+            long r = lrintf(x[j] * inv);
+            r = r > 127 ? 127 : r < -127 ? -127 : r;
+            q[j] = (uint8_t)(r + (offset128 ? 128 : 0));
+        }
+        sa[b] = amax / 127.0f;
     }
     if (lda > k) memset(q + k, offset128 ? 128 : 0, (size_t)(lda - k));
-    return amax / 127.0f;
 }
 
 /* Writes 16 finished outputs (cnt of them valid) of one row, adding the residual if any. */
@@ -117,42 +138,55 @@ void emb_f32_kernel_avx2(const emb_matrix *W, const float *x, int64_t m0, int64_
 
 /* ---- int8 kernel ------------------------------------------------------------------------------- */
 
+/* Per 32-block: exact int32 sums, then acc = fma(float(isum), ws * sa, acc) (the scalar
+   reference's float steps in its order). 3 rows x 16 outputs: 6 int + 6 float accumulators. */
 AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, int64_t m, int mr,
                 int64_t p, float *y, const float *res) {
-    const int64_t n = W->n, kp = emb_i8_kp(W->k), G = kp / 4;
+    const int64_t n = W->n, kp = emb_i8_kp(W->k), nb = kp / EMB_QB;
     const int8_t *w = (const int8_t *)W->data + p * EMB_PANEL * kp;
+    const float *ws = W->scale + p * nb * EMB_PANEL;
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256i acc[4][2];
-#pragma GCC unroll 4
-    for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    __m256 fa[3][2];
+#pragma GCC unroll 3
+    for (int r = 0; r < mr; r++) fa[r][0] = fa[r][1] = _mm256_setzero_ps();
     const uint8_t *am = a + m * lda;
-    for (int64_t g = 0; g < G; g++) {
-        __m256i w0 = _mm256_load_si256((const __m256i *)(w + g * 64));
-        __m256i w1 = _mm256_load_si256((const __m256i *)(w + g * 64 + 32));
-#pragma GCC unroll 4
+    const float *sam = sa + m * nb;
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i acc[3][2];
+#pragma GCC unroll 3
+        for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+#pragma GCC unroll 2
+        for (int64_t g = b * (EMB_QB / 4); g < (b + 1) * (EMB_QB / 4); g++) {
+            __m256i w0 = _mm256_load_si256((const __m256i *)(w + g * 64));
+            __m256i w1 = _mm256_load_si256((const __m256i *)(w + g * 64 + 32));
+#pragma GCC unroll 3
+            for (int r = 0; r < mr; r++) {
+                int32_t a4;
+                memcpy(&a4, am + r * lda + g * 4, 4);
+                __m256i av = _mm256_set1_epi32(a4);
+                __m256i aabs = _mm256_abs_epi8(av);
+                __m256i s0 = _mm256_maddubs_epi16(aabs, _mm256_sign_epi8(w0, av));
+                __m256i s1 = _mm256_maddubs_epi16(aabs, _mm256_sign_epi8(w1, av));
+                acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(s0, ones));
+                acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(s1, ones));
+            }
+        }
+        __m256 ws0 = _mm256_load_ps(ws + b * EMB_PANEL), ws1 = _mm256_load_ps(ws + b * EMB_PANEL + 8);
+#pragma GCC unroll 3
         for (int r = 0; r < mr; r++) {
-            int32_t a4;
-            memcpy(&a4, am + r * lda + g * 4, 4);
-            __m256i av = _mm256_set1_epi32(a4);
-            __m256i aabs = _mm256_abs_epi8(av);
-            __m256i s0 = _mm256_maddubs_epi16(aabs, _mm256_sign_epi8(w0, av));
-            __m256i s1 = _mm256_maddubs_epi16(aabs, _mm256_sign_epi8(w1, av));
-            acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(s0, ones));
-            acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(s1, ones));
+            __m256 sv = _mm256_broadcast_ss(sam + r * nb + b);
+            fa[r][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][0]), _mm256_mul_ps(ws0, sv), fa[r][0]);
+            fa[r][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][1]), _mm256_mul_ps(ws1, sv), fa[r][1]);
         }
     }
     int64_t n0 = p * EMB_PANEL, cnt = n - n0 < EMB_PANEL ? n - n0 : EMB_PANEL;
-    __m256 sw0 = _mm256_load_ps(W->scale + n0), sw1 = _mm256_load_ps(W->scale + n0 + 8);
-    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-    if (W->bias) {
-        b0 = _mm256_load_ps(W->bias + n0);
-        b1 = _mm256_load_ps(W->bias + n0 + 8);
-    }
-#pragma GCC unroll 4
+#pragma GCC unroll 3
     for (int r = 0; r < mr; r++) {
-        __m256 s = _mm256_set1_ps(sa[m + r]);
-        __m256 v0 = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[r][0]), _mm256_mul_ps(s, sw0)), b0);
-        __m256 v1 = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[r][1]), _mm256_mul_ps(s, sw1)), b1);
+        __m256 v0 = fa[r][0], v1 = fa[r][1];
+        if (W->bias) {
+            v0 = _mm256_add_ps(v0, _mm256_load_ps(W->bias + n0));
+            v1 = _mm256_add_ps(v1, _mm256_load_ps(W->bias + n0 + 8));
+        }
         store16(y + (m + r) * n + n0, res ? res + (m + r) * n + n0 : NULL, cnt, v0, v1);
     }
 }

@@ -1,6 +1,7 @@
 /*
- * gemm_avx512.c - AVX-512 F/BW kernels: activation quantisation, the float FMA kernel, the int8
- * kernel for CPUs without VNNI (maddubs with the sign trick), and the attention sgemms.
+ * gemm_avx512.c - AVX-512 F/BW kernels: activation quantisation (per 32-block), the float FMA
+ * kernel, the int8 kernel for CPUs without VNNI (maddubs with the sign trick, exact int32 sums per
+ * 32-block), and the attention sgemms.
  * Scalar references: gemm.c. Layouts: gemm_impl.h.
  */
 #include <immintrin.h>
@@ -14,24 +15,24 @@ static inline __mmask16 tail_mask(int64_t cnt) {
     return cnt >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cnt > 0 ? cnt : 0)) - 1u);
 }
 
-float emb_quant_row_avx512(const float *x, int64_t k, int64_t lda, uint8_t *q, int offset128) {
-    __m512 vmax = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= k; i += 16) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
-    if (i < k) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_maskz_loadu_ps(tail_mask(k - i), x + i)));
-    float amax = _mm512_reduce_max_ps(vmax);
-    float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-    const __m512 vinv = _mm512_set1_ps(inv);
+void emb_quant_row_avx512(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128) {
     const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
     const __m512i off = _mm512_set1_epi32(offset128 ? 128 : 0);
-    for (i = 0; i < k; i += 16) {
-        __mmask16 mk = tail_mask(k - i);
-        __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + i), vinv));
-        v = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi), off);
-        _mm512_mask_cvtepi32_storeu_epi8(q + i, mk, v);
+    for (int64_t i = 0, b = 0; i < k; i += EMB_QB, b++) {
+        __mmask16 mk0 = tail_mask(k - i), mk1 = tail_mask(k - i - 16);
+        __m512 x0 = _mm512_maskz_loadu_ps(mk0, x + i), x1 = _mm512_maskz_loadu_ps(mk1, x + i + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        const __m512 vinv = _mm512_set1_ps(inv);
+        __m512i v0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vinv));
+        __m512i v1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vinv));
+        v0 = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v0, lo), hi), off);
+        v1 = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v1, lo), hi), off);
+        _mm512_mask_cvtepi32_storeu_epi8(q + i, mk0, v0);
+        _mm512_mask_cvtepi32_storeu_epi8(q + i + 16, mk1, v1);
+        sa[b] = amax / 127.0f;
     }
     if (lda > k) memset(q + k, offset128 ? 128 : 0, (size_t)(lda - k));
-    return amax / 127.0f;
 }
 
 /* ---- float kernel: tiles of up to 6 rows x 4 panels (64 outputs), 24 zmm accumulators ---------- */
@@ -111,33 +112,53 @@ void emb_f32_kernel_avx512(const emb_matrix *W, const float *x, int64_t m0, int6
 
 /* ---- int8 kernel without VNNI: |a| (u8) x sign(w, a) (s8) through maddubs, exact --------------- */
 
+/* Per 32-block: exact int32 sums in registers, then acc = fma(float(isum), ws * sa, acc) into a
+   float tile in L1 (the scalar reference's float steps in its order). */
 AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, int64_t m, int mr,
                 int64_t p, int np, float *y, const float *res) {
-    const int64_t n = W->n, kp = emb_i8_kp(W->k), G = kp / 4, ps = EMB_PANEL * kp;
+    const int64_t n = W->n, kp = emb_i8_kp(W->k), nb = kp / EMB_QB, ps = EMB_PANEL * kp, ss = nb * EMB_PANEL;
     const int8_t *w = (const int8_t *)W->data + p * ps;
+    const float *ws = W->scale + p * ss;
     const __m512i ones = _mm512_set1_epi16(1), zero = _mm512_setzero_si512();
-    __m512i acc[4][4];
+    float facc[4][4][16] __attribute__((aligned(64)));
 #pragma GCC unroll 4
     for (int r = 0; r < mr; r++)
 #pragma GCC unroll 4
-        for (int c = 0; c < np; c++) acc[r][c] = _mm512_setzero_si512();
+        for (int c = 0; c < np; c++) _mm512_store_ps(facc[r][c], _mm512_setzero_ps());
     const uint8_t *am = a + m * lda;
-    for (int64_t g = 0; g < G; g++) {
-        __m512i wv[4];
+    const float *sam = sa + m * nb;
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i acc[4][4];
 #pragma GCC unroll 4
-        for (int c = 0; c < np; c++) wv[c] = _mm512_load_si512((const void *)(w + c * ps + g * 64));
+        for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+            for (int c = 0; c < np; c++) acc[r][c] = _mm512_setzero_si512();
+        for (int64_t g = b * (EMB_QB / 4); g < (b + 1) * (EMB_QB / 4); g++) {
+            __m512i wv[4];
+#pragma GCC unroll 4
+            for (int c = 0; c < np; c++) wv[c] = _mm512_load_si512((const void *)(w + c * ps + g * 64));
+#pragma GCC unroll 4
+            for (int r = 0; r < mr; r++) {
+                int32_t a4;
+                memcpy(&a4, am + r * lda + g * 4, 4);
+                __m512i av = _mm512_set1_epi32(a4);
+                __m512i aabs = _mm512_abs_epi8(av);
+                __mmask64 neg = _mm512_movepi8_mask(av);
+#pragma GCC unroll 4
+                for (int c = 0; c < np; c++) {
+                    __m512i wsg = _mm512_mask_sub_epi8(wv[c], neg, zero, wv[c]);
+                    __m512i s16 = _mm512_maddubs_epi16(aabs, wsg);
+                    acc[r][c] = _mm512_add_epi32(acc[r][c], _mm512_madd_epi16(s16, ones));
+                }
+            }
+        }
 #pragma GCC unroll 4
         for (int r = 0; r < mr; r++) {
-            int32_t a4;
-            memcpy(&a4, am + r * lda + g * 4, 4);
-            __m512i av = _mm512_set1_epi32(a4);
-            __m512i aabs = _mm512_abs_epi8(av);
-            __mmask64 neg = _mm512_movepi8_mask(av);
+            __m512 sav = _mm512_set1_ps(sam[r * nb + b]);
 #pragma GCC unroll 4
             for (int c = 0; c < np; c++) {
-                __m512i ws = _mm512_mask_sub_epi8(wv[c], neg, zero, wv[c]);
-                __m512i s16 = _mm512_maddubs_epi16(aabs, ws);
-                acc[r][c] = _mm512_add_epi32(acc[r][c], _mm512_madd_epi16(s16, ones));
+                __m512 s = _mm512_mul_ps(_mm512_load_ps(ws + c * ss + b * EMB_PANEL), sav);
+                _mm512_store_ps(facc[r][c], _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][c]), s, _mm512_load_ps(facc[r][c])));
             }
         }
     }
@@ -145,12 +166,10 @@ AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float 
     for (int c = 0; c < np; c++) {
         int64_t n0 = (p + c) * EMB_PANEL;
         __mmask16 mk = tail_mask(n - n0);
-        __m512 sw = _mm512_load_ps(W->scale + n0);
-        __m512 b = W->bias ? _mm512_load_ps(W->bias + n0) : _mm512_setzero_ps();
 #pragma GCC unroll 4
         for (int r = 0; r < mr; r++) {
-            __m512 s = _mm512_mul_ps(_mm512_set1_ps(sa[m + r]), sw);
-            __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][c]), s), b);
+            __m512 v = _mm512_load_ps(facc[r][c]);
+            if (W->bias) v = _mm512_add_ps(v, _mm512_load_ps(W->bias + n0));
             if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, res + (m + r) * n + n0));
             _mm512_mask_storeu_ps(y + (m + r) * n + n0, mk, v);
         }

@@ -1,9 +1,12 @@
 /*
  * gemm_avx512vnni.c - the int8 kernel for AVX-512 VNNI: VPDPBUSD of (a + 128) as u8 with int8
- * weights, 6 token rows x 64 outputs in 24 zmm accumulators; each k-step loads 4 weight lines once
- * and broadcasts 4 activation bytes per row. The +128 offset keeps VPDPBUSD's unsigned operand
- * exact; the epilogue subtracts 128 * rsum (the row sums of the int8 weights), which gives the
- * scalar reference's int32 sums exactly. Scalar reference: emb_i8_kernel_scalar in gemm.c.
+ * weights, 6 token rows x 64 outputs in 24 zmm int32 accumulators; each k-step loads 4 weight lines
+ * once and broadcasts 4 activation bytes per row. Every 32-block starts its accumulators at rsum
+ * (-128 x the block's weight sum), which cancels the +128 offset exactly, so each accumulator ends
+ * the block holding the scalar reference's exact int32 sum. It is then folded into a float tile
+ * kept in L1 (24 more accumulators would not fit the 32 zmm registers): acc = fma(float(isum),
+ * ws * sa, acc), the scalar reference's float steps in its order.
+ * Scalar reference: emb_i8_kernel_scalar in gemm.c. Layouts: gemm_impl.h.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -14,19 +17,6 @@
 
 static inline __mmask16 tail_mask(int64_t cnt) {
     return cnt >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cnt > 0 ? cnt : 0)) - 1u);
-}
-
-/* Finishes one 16-output vector of row m: exact int32 sum -> y = sa * sw * acc + bias (+ res). */
-AI void vnni_store(const emb_matrix *W, __m512i acc, const float *sa, int64_t m, int64_t n0, float *y,
-                   const float *res) {
-    const int64_t n = W->n;
-    __mmask16 mk = tail_mask(n - n0);
-    __m512i corr = _mm512_slli_epi32(_mm512_load_si512((const void *)(W->rsum + n0)), 7);
-    __m512 s = _mm512_mul_ps(_mm512_set1_ps(sa[m]), _mm512_load_ps(W->scale + n0));
-    __m512 b = W->bias ? _mm512_load_ps(W->bias + n0) : _mm512_setzero_ps();
-    __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, corr)), s), b);
-    if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, res + m * n + n0));
-    _mm512_mask_storeu_ps(y + m * n + n0, mk, v);
 }
 
 /* VPDPBUSD through inline asm: GCC 12 copies the accumulator of the intrinsic to another register
@@ -43,54 +33,96 @@ static inline __m512i bcast4(const uint8_t *p) {
     return _mm512_set1_epi32(v);
 }
 
+/* facc[i] = fma(float(isum), ws * sa, facc[i]) for one 16-output vector. */
+AI void fold(float *facc, __m512i isum, float sa, const float *ws) {
+    __m512 s = _mm512_mul_ps(_mm512_load_ps(ws), _mm512_set1_ps(sa));
+    _mm512_store_ps(facc, _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), s, _mm512_load_ps(facc)));
+}
+
+/* y = facc + bias (+ residual) for one 16-output vector of row m. */
+AI void finish(const emb_matrix *W, const float *facc, int64_t m, int64_t n0, float *y, const float *res) {
+    const int64_t n = W->n;
+    __mmask16 mk = tail_mask(n - n0);
+    __m512 v = _mm512_load_ps(facc);
+    if (W->bias) v = _mm512_add_ps(v, _mm512_load_ps(W->bias + n0));
+    if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, res + m * n + n0));
+    _mm512_mask_storeu_ps(y + m * n + n0, mk, v);
+}
+
 /* The accumulators are named variables, not an array: GCC keeps named vectors in registers but
    spills an array of 24 zmm to the stack on every update. MR and NP are compile-time constants at
    every call, so the unused rows and columns vanish. */
 AI void vnni_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, int64_t m,
                   const int MR, int64_t p, const int NP, float *y, const float *res) {
-    const int64_t kp = emb_i8_kp(W->k), G = kp / 4, ps = EMB_PANEL * kp;
+    const int64_t kp = emb_i8_kp(W->k), nb = kp / EMB_QB, ps = EMB_PANEL * kp, ss = nb * EMB_PANEL;
     const int8_t *w = (const int8_t *)W->data + p * ps;
-    const __m512i z = _mm512_setzero_si512();
-    __m512i c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z;
-    __m512i c20 = z, c21 = z, c22 = z, c23 = z, c30 = z, c31 = z, c32 = z, c33 = z;
-    __m512i c40 = z, c41 = z, c42 = z, c43 = z, c50 = z, c51 = z, c52 = z, c53 = z;
+    const int32_t *st = W->rsum + p * ss;
+    const float *ws = W->scale + p * ss;
+    float facc[6][4][16] __attribute__((aligned(64)));
+    for (int r = 0; r < MR; r++)
+        for (int c = 0; c < NP; c++) _mm512_store_ps(facc[r][c], _mm512_setzero_ps());
     const uint8_t *am = a + m * lda;
-    for (int64_t g = 0; g < G; g++) {
-        const int8_t *wg = w + g * 64;
-        const uint8_t *ag = am + g * 4;
-        __m512i w0 = _mm512_load_si512((const void *)wg);
-        __m512i w1 = NP > 1 ? _mm512_load_si512((const void *)(wg + ps)) : z;
-        __m512i w2 = NP > 2 ? _mm512_load_si512((const void *)(wg + 2 * ps)) : z;
-        __m512i w3 = NP > 3 ? _mm512_load_si512((const void *)(wg + 3 * ps)) : z;
+    const float *sam = sa + m * nb;
+    const __m512i z = _mm512_setzero_si512();
+    for (int64_t b = 0; b < nb; b++) {
+        const __m512i s0 = _mm512_load_si512((const void *)(st + b * EMB_PANEL));
+        const __m512i s1 = NP > 1 ? _mm512_load_si512((const void *)(st + ss + b * EMB_PANEL)) : z;
+        const __m512i s2 = NP > 2 ? _mm512_load_si512((const void *)(st + 2 * ss + b * EMB_PANEL)) : z;
+        const __m512i s3 = NP > 3 ? _mm512_load_si512((const void *)(st + 3 * ss + b * EMB_PANEL)) : z;
+        __m512i c00 = s0, c01 = s1, c02 = s2, c03 = s3, c10 = s0, c11 = s1, c12 = s2, c13 = s3;
+        __m512i c20 = s0, c21 = s1, c22 = s2, c23 = s3, c30 = s0, c31 = s1, c32 = s2, c33 = s3;
+        __m512i c40 = s0, c41 = s1, c42 = s2, c43 = s3, c50 = s0, c51 = s1, c52 = s2, c53 = s3;
+#pragma GCC unroll 8
+        for (int gg = 0; gg < EMB_QB / 4; gg++) {
+            const int8_t *wg = w + (b * (EMB_QB / 4) + gg) * 64;
+            const uint8_t *ag = am + (b * (EMB_QB / 4) + gg) * 4;
+            __m512i w0 = _mm512_load_si512((const void *)wg);
+            __m512i w1 = NP > 1 ? _mm512_load_si512((const void *)(wg + ps)) : z;
+            __m512i w2 = NP > 2 ? _mm512_load_si512((const void *)(wg + 2 * ps)) : z;
+            __m512i w3 = NP > 3 ? _mm512_load_si512((const void *)(wg + 3 * ps)) : z;
 #define VROW(R)                                                      \
     if (MR > R) {                                                    \
         __m512i av = bcast4(ag + R * lda);                           \
-        c##R##0 = dpbusd(c##R##0, av, w0);              \
-        if (NP > 1) c##R##1 = dpbusd(c##R##1, av, w1);  \
-        if (NP > 2) c##R##2 = dpbusd(c##R##2, av, w2);  \
-        if (NP > 3) c##R##3 = dpbusd(c##R##3, av, w3);  \
+        c##R##0 = dpbusd(c##R##0, av, w0);                           \
+        if (NP > 1) c##R##1 = dpbusd(c##R##1, av, w1);               \
+        if (NP > 2) c##R##2 = dpbusd(c##R##2, av, w2);               \
+        if (NP > 3) c##R##3 = dpbusd(c##R##3, av, w3);               \
     }
-        VROW(0) VROW(1) VROW(2) VROW(3) VROW(4) VROW(5)
+            VROW(0) VROW(1) VROW(2) VROW(3) VROW(4) VROW(5)
 #undef VROW
+        }
+#define VFOLD(R, C) \
+    if (MR > R && NP > C) fold(facc[R][C], c##R##C, sam[R * nb + b], ws + C * ss + b * EMB_PANEL);
+#define VFOLD_ROW(R) VFOLD(R, 0) VFOLD(R, 1) VFOLD(R, 2) VFOLD(R, 3)
+        VFOLD_ROW(0) VFOLD_ROW(1) VFOLD_ROW(2) VFOLD_ROW(3) VFOLD_ROW(4) VFOLD_ROW(5)
+#undef VFOLD_ROW
+#undef VFOLD
     }
-#define VEPI(R, C) \
-    if (MR > R && NP > C) vnni_store(W, c##R##C, sa, m + R, (p + C) * EMB_PANEL, y, res);
-#define VEPI_ROW(R) VEPI(R, 0) VEPI(R, 1) VEPI(R, 2) VEPI(R, 3)
-    VEPI_ROW(0) VEPI_ROW(1) VEPI_ROW(2) VEPI_ROW(3) VEPI_ROW(4) VEPI_ROW(5)
-#undef VEPI_ROW
-#undef VEPI
+    for (int r = 0; r < MR; r++)
+        for (int c = 0; c < NP; c++) finish(W, facc[r][c], m + r, (p + c) * EMB_PANEL, y, res);
 }
 
 /* One or two rows leave too few independent accumulators to cover VPDPBUSD's latency, so even
-   and odd k-groups go to separate sets, added (exactly) at the end. */
+   and odd k-groups go to separate sets (c starts at rsum, d at zero), added (exactly) per block. */
 AI void vnni_tile_narrow(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, int64_t m,
                          const int MR, int64_t p, const int NP, float *y, const float *res) {
-    const int64_t kp = emb_i8_kp(W->k), G = kp / 4, ps = EMB_PANEL * kp;
+    const int64_t kp = emb_i8_kp(W->k), nb = kp / EMB_QB, ps = EMB_PANEL * kp, ss = nb * EMB_PANEL;
     const int8_t *w = (const int8_t *)W->data + p * ps;
-    const __m512i z = _mm512_setzero_si512();
-    __m512i c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z;
-    __m512i d00 = z, d01 = z, d02 = z, d03 = z, d10 = z, d11 = z, d12 = z, d13 = z;
+    const int32_t *st = W->rsum + p * ss;
+    const float *ws = W->scale + p * ss;
+    float facc[2][4][16] __attribute__((aligned(64)));
+    for (int r = 0; r < MR; r++)
+        for (int c = 0; c < NP; c++) _mm512_store_ps(facc[r][c], _mm512_setzero_ps());
     const uint8_t *am = a + m * lda;
+    const float *sam = sa + m * nb;
+    const __m512i z = _mm512_setzero_si512();
+    for (int64_t b = 0; b < nb; b++) {
+        const __m512i s0 = _mm512_load_si512((const void *)(st + b * EMB_PANEL));
+        const __m512i s1 = NP > 1 ? _mm512_load_si512((const void *)(st + ss + b * EMB_PANEL)) : z;
+        const __m512i s2 = NP > 2 ? _mm512_load_si512((const void *)(st + 2 * ss + b * EMB_PANEL)) : z;
+        const __m512i s3 = NP > 3 ? _mm512_load_si512((const void *)(st + 3 * ss + b * EMB_PANEL)) : z;
+        __m512i c00 = s0, c01 = s1, c02 = s2, c03 = s3, c10 = s0, c11 = s1, c12 = s2, c13 = s3;
+        __m512i d00 = z, d01 = z, d02 = z, d03 = z, d10 = z, d11 = z, d12 = z, d13 = z;
 #define NSTEP(ACC, R, OFF)                                                                      \
     if (MR > R) {                                                                               \
         __m512i av = bcast4(ag + R * lda + (OFF) * 4);                                          \
@@ -99,22 +131,21 @@ AI void vnni_tile_narrow(const emb_matrix *W, const uint8_t *a, int64_t lda, con
         if (NP > 2) ACC##R##2 = dpbusd(ACC##R##2, av, _mm512_load_si512((const void *)(wg + (OFF) * 64 + 2 * ps))); \
         if (NP > 3) ACC##R##3 = dpbusd(ACC##R##3, av, _mm512_load_si512((const void *)(wg + (OFF) * 64 + 3 * ps))); \
     }
-    int64_t g = 0;
-    for (; g + 2 <= G; g += 2) {
-        const int8_t *wg = w + g * 64;
-        const uint8_t *ag = am + g * 4;
-        NSTEP(c, 0, 0) NSTEP(c, 1, 0) NSTEP(d, 0, 1) NSTEP(d, 1, 1)
-    }
-    if (g < G) {
-        const int8_t *wg = w + g * 64;
-        const uint8_t *ag = am + g * 4;
-        NSTEP(c, 0, 0) NSTEP(c, 1, 0)
-    }
+#pragma GCC unroll 4
+        for (int64_t g = b * (EMB_QB / 4); g < (b + 1) * (EMB_QB / 4); g += 2) {
+            const int8_t *wg = w + g * 64;
+            const uint8_t *ag = am + g * 4;
+            NSTEP(c, 0, 0) NSTEP(c, 1, 0) NSTEP(d, 0, 1) NSTEP(d, 1, 1)
+        }
 #undef NSTEP
-#define NEPI(R, C) \
-    if (MR > R && NP > C) vnni_store(W, _mm512_add_epi32(c##R##C, d##R##C), sa, m + R, (p + C) * EMB_PANEL, y, res);
-    NEPI(0, 0) NEPI(0, 1) NEPI(0, 2) NEPI(0, 3) NEPI(1, 0) NEPI(1, 1) NEPI(1, 2) NEPI(1, 3)
-#undef NEPI
+#define NFOLD(R, C)                                                                                  \
+    if (MR > R && NP > C)                                                                            \
+        fold(facc[R][C], _mm512_add_epi32(c##R##C, d##R##C), sam[R * nb + b], ws + C * ss + b * EMB_PANEL);
+        NFOLD(0, 0) NFOLD(0, 1) NFOLD(0, 2) NFOLD(0, 3) NFOLD(1, 0) NFOLD(1, 1) NFOLD(1, 2) NFOLD(1, 3)
+#undef NFOLD
+    }
+    for (int r = 0; r < MR; r++)
+        for (int c = 0; c < NP; c++) finish(W, facc[r][c], m + r, (p + c) * EMB_PANEL, y, res);
 }
 
 #define VNNI_CALL(MR, NP) vnni_tile(W, a, lda, sa, m, MR, p, NP, y, residual)

@@ -4,13 +4,22 @@
  *
  * Packed layouts (one canonical layout per kind, read by every level, so emb_simd_set may switch
  * levels after load):
- *   EMB_MAT_I8:  kp = k rounded up to 4, np = ceil(n / 16) panels. data is int8
- *                [np][kp/4][16][4]: panel p, k-group g, output row r within the panel, 4
- *                consecutive k. One 64-byte line is exactly one VPDPBUSD operand. Rows >= n and
- *                k >= k are zero. scale, rsum and bias (if any) hold np * 16 entries, zero padded.
+ *   EMB_MAT_I8:  kp = k rounded up to 32 (EMB_QB), nb = kp / 32 blocks, np = ceil(n / 16) panels.
+ *                data is int8 [np][kp/4][16][4]: panel p, k-group g, output row r within the panel,
+ *                4 consecutive k. One 64-byte line is exactly one VPDPBUSD operand. Rows >= n and
+ *                k >= k are zero. scale is float [np][nb][16]: the scale of (row, 32-block), the 16
+ *                rows of one panel's block in one 64-byte vector; rsum is int32 [np][nb][16] holding
+ *                -128 x the block's int8 weight sum (the VPDPBUSD start value that cancels the +128
+ *                activation offset). bias (if any) holds np * 16 entries; all padding is zero.
  *   EMB_MAT_F32: float [np][k][16]: panel p, input index k, output row r. Rows >= n are zero.
  *   Activations for I8: rows of lda = round_up(kp, 64) bytes, int8 (or int8 + 128 as uint8 for
- *                VPDPBUSD), values past k are 0 (128 with the offset); one float scale per row.
+ *                VPDPBUSD), values past k are 0 (128 with the offset); one float scale per (row,
+ *                32-block): sa[m * nb + b].
+ *
+ * Every level computes, per output, the exact int32 sum isum_b of each 32-block and then, in block
+ * order, acc = fmaf((float)isum_b, ws_b * sa_b, acc) (one rounding for the product of scales, one
+ * for the fma), and finally y = (acc + bias) + residual: the same float operations in the same
+ * order, so every level gives the scalar reference's results bit for bit.
  */
 #ifndef EMBEDD_GEMM_IMPL_H
 #define EMBEDD_GEMM_IMPL_H
@@ -21,18 +30,23 @@
 
 #define EMB_PANEL 16
 
-static inline int64_t emb_i8_kp(int64_t k) { return (k + 3) & ~(int64_t)3; }
+/* Values per quantisation block of the I8 kind (weights and activations alike). */
+#define EMB_QB 32
+
+static inline int64_t emb_i8_kp(int64_t k) { return (k + EMB_QB - 1) & ~(int64_t)(EMB_QB - 1); }
+static inline int64_t emb_i8_nb(int64_t k) { return emb_i8_kp(k) / EMB_QB; }
 static inline int64_t emb_i8_lda(int64_t k) { return (emb_i8_kp(k) + 63) & ~(int64_t)63; }
 static inline int64_t emb_panels(int64_t n) { return (n + EMB_PANEL - 1) / EMB_PANEL; }
 
-/* Quantises one activation row x[0..k) to q[0..lda) (symmetric, scale = max|x| / 127, round to
-   nearest even, clamp to +-127), adding 128 to every byte if offset128. Returns the scale. Every
-   level must give identical bytes. */
-typedef float (*emb_quant_row_fn)(const float *x, int64_t k, int64_t lda, uint8_t *q, int offset128);
+/* Quantises one activation row x[0..k) to q[0..lda) per 32-block (symmetric, scale = max|x| / 127
+   of the block's values, x * (127 / max) rounded to nearest even and clamped to +-127), adding 128
+   to every byte if offset128; writes the emb_i8_nb(k) block scales to sa. Every level must give
+   identical bytes and scales. */
+typedef void (*emb_quant_row_fn)(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128);
 
-/* Computes rows [m0, m1) and panels [p0, p1) of y = sa[m] * sw[n] * (a . w) + bias (+ residual),
-   without the GELU/tanh activation, for an I8 matrix. a holds signed or offset bytes as the
-   kernel's level wants (see emb_i8_wants_offset). */
+/* Computes rows [m0, m1) and panels [p0, p1) of y = sum_b sa[m][b] * ws[n][b] * (a_b . w_b) + bias
+   (+ residual), without the GELU/tanh activation, for an I8 matrix. a holds signed or offset bytes
+   as the kernel's level wants (offset for VNNI); sa has emb_i8_nb(W->k) scales per row. */
 typedef void (*emb_i8_kernel_fn)(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
                                  int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                                  const float *residual);
@@ -40,7 +54,7 @@ typedef void (*emb_i8_kernel_fn)(const emb_matrix *W, const uint8_t *a, int64_t 
 typedef void (*emb_f32_kernel_fn)(const emb_matrix *W, const float *x, int64_t m0, int64_t m1,
                                   int64_t p0, int64_t p1, float *y, const float *residual);
 
-float emb_quant_row_scalar(const float *x, int64_t k, int64_t lda, uint8_t *q, int offset128);
+void emb_quant_row_scalar(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128);
 void emb_i8_kernel_scalar(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
                           int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                           const float *residual);
@@ -52,7 +66,7 @@ void emb_sgemm_nn_scalar(int64_t M, int64_t N, int64_t K, const float *A, int64_
                          const float *B, int64_t ldb, float *C, int64_t ldc);
 
 #if defined(__x86_64__) || defined(_M_X64)
-float emb_quant_row_avx2(const float *x, int64_t k, int64_t lda, uint8_t *q, int offset128);
+void emb_quant_row_avx2(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128);
 void emb_i8_kernel_avx2(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
                         int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                         const float *residual);
@@ -63,7 +77,7 @@ void emb_sgemm_nt_avx2(int64_t M, int64_t N, int64_t K, float alpha, const float
 void emb_sgemm_nn_avx2(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                        const float *B, int64_t ldb, float *C, int64_t ldc);
 
-float emb_quant_row_avx512(const float *x, int64_t k, int64_t lda, uint8_t *q, int offset128);
+void emb_quant_row_avx512(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128);
 void emb_i8_kernel_avx512(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
                           int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                           const float *residual);
@@ -74,14 +88,14 @@ void emb_sgemm_nt_avx512(int64_t M, int64_t N, int64_t K, float alpha, const flo
 void emb_sgemm_nn_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                          const float *B, int64_t ldb, float *C, int64_t ldc);
 
-/* Reads offset (uint8 = int8 + 128) activations and subtracts 128 * rsum. */
+/* Reads offset (uint8 = int8 + 128) activations; each block starts from rsum (-128 x weight sum). */
 void emb_i8_kernel_avx512vnni(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
                               int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                               const float *residual);
 #endif
 
 #if defined(__aarch64__)
-float emb_quant_row_neon(const float *x, int64_t k, int64_t lda, uint8_t *q, int offset128);
+void emb_quant_row_neon(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128);
 void emb_i8_kernel_neon(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, int64_t m0,
                         int64_t m1, int64_t p0, int64_t p1, float *y, const float *residual);
 void emb_f32_kernel_neon(const emb_matrix *W, const float *x, int64_t m0, int64_t m1, int64_t p0,

@@ -1,7 +1,8 @@
 /*
- * gemm_neon.c - arm64 Advanced SIMD kernels: activation quantisation, the float FMA kernel (6 rows x
- * 16 outputs), the int8 kernel (SDOT where the CPU has the dot-product extension, else widening
- * multiplies with pairwise accumulation - both exact), and the attention sgemms.
+ * gemm_neon.c - arm64 Advanced SIMD kernels: activation quantisation (per 32-block), the float FMA
+ * kernel (6 rows x 16 outputs), the int8 kernel (SDOT where the CPU has the dot-product extension,
+ * else widening multiplies with pairwise accumulation - both exact per 32-block), and the
+ * attention sgemms.
  * Scalar references: gemm.c. Layouts: gemm_impl.h.
  */
 #if defined(__aarch64__)
@@ -19,34 +20,43 @@
 #define HWCAP_ASIMDDP (1UL << 20)
 #endif
 
-float emb_quant_row_neon(const float *x, int64_t k, int64_t lda, uint8_t *q, int offset128) {
-    float32x4_t vmax = vdupq_n_f32(0.0f);
-    int64_t i = 0;
-    for (; i + 4 <= k; i += 4) vmax = vmaxq_f32(vmax, vabsq_f32(vld1q_f32(x + i)));
-    float amax = vmaxvq_f32(vmax);
-    for (; i < k; i++) {
-        float v = fabsf(x[i]);
-        amax = v > amax ? v : amax;
-    }
-    float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+void emb_quant_row_neon(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128) {
     const int32x4_t lo = vdupq_n_s32(-127), hi = vdupq_n_s32(127);
     const int8x8_t off = vdup_n_s8((int8_t)(offset128 ? -128 : 0));
-    for (i = 0; i + 8 <= k; i += 8) {
-        /* vcvtnq rounds to nearest even, as lrintf does in the default rounding mode. */
-        int32x4_t a = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + i), inv));
-        int32x4_t b = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + i + 4), inv));
-        a = vminq_s32(vmaxq_s32(a, lo), hi);
-        b = vminq_s32(vmaxq_s32(b, lo), hi);
-        int8x8_t v = vmovn_s16(vcombine_s16(vmovn_s32(a), vmovn_s32(b)));
-        vst1_u8(q + i, vreinterpret_u8_s8(vadd_s8(v, off)));
+    int64_t i = 0, b = 0;
+    for (; i + EMB_QB <= k; i += EMB_QB, b++) {
+        float32x4_t v[8];
+        float32x4_t vmax = vdupq_n_f32(0.0f);
+        for (int j = 0; j < 8; j++) {
+            v[j] = vld1q_f32(x + i + 4 * j);
+            vmax = vmaxq_f32(vmax, vabsq_f32(v[j]));
+        }
+        float amax = vmaxvq_f32(vmax);
+        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        for (int j = 0; j < 8; j += 2) {
+            /* vcvtnq rounds to nearest even, as lrintf does in the default rounding mode. */
+            int32x4_t a0 = vminq_s32(vmaxq_s32(vcvtnq_s32_f32(vmulq_n_f32(v[j], inv)), lo), hi);
+            int32x4_t a1 = vminq_s32(vmaxq_s32(vcvtnq_s32_f32(vmulq_n_f32(v[j + 1], inv)), lo), hi);
+            int8x8_t qv = vmovn_s16(vcombine_s16(vmovn_s32(a0), vmovn_s32(a1)));
+            vst1_u8(q + i + 4 * j, vreinterpret_u8_s8(vadd_s8(qv, off)));
+        }
+        sa[b] = amax / 127.0f;
     }
-    for (; i < k; i++) {
-        long r = lrintf(x[i] * inv);
-        r = r > 127 ? 127 : r < -127 ? -127 : r;
-        q[i] = (uint8_t)(r + (offset128 ? 128 : 0));
+    if (i < k) {
+        float amax = 0.0f;
+        for (int64_t j = i; j < k; j++) {
+            float v = fabsf(x[j]);
+            amax = v > amax ? v : amax;
+        }
+        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        for (int64_t j = i; j < k; j++) {
+            long r = lrintf(x[j] * inv);
+            r = r > 127 ? 127 : r < -127 ? -127 : r;
+            q[j] = (uint8_t)(r + (offset128 ? 128 : 0));
+        }
+        sa[b] = amax / 127.0f;
     }
     if (lda > k) memset(q + k, offset128 ? 128 : 0, (size_t)(lda - k));
-    return amax / 127.0f;
 }
 
 /* 16 finished outputs of one row (cnt valid), plus the residual if any. */
@@ -106,17 +116,19 @@ void emb_f32_kernel_neon(const emb_matrix *W, const float *x, int64_t m0, int64_
 
 /* ---- int8 kernels ------------------------------------------------------------------------------ */
 
-/* y = sa * sw * acc + bias for the 16 int32 sums of one row. */
-AI void i8_store(const emb_matrix *W, const float *sa, int64_t m, int64_t n0, float *y, const float *res,
-                 int32x4_t a0, int32x4_t a1, int32x4_t a2, int32x4_t a3) {
-    const int64_t n = W->n, cnt = n - n0 < EMB_PANEL ? n - n0 : EMB_PANEL;
+/* fa = fma(float(isum), ws * sa, fa) for the 16 outputs of one row and one 32-block (the scalar
+   reference's float steps in its order). */
+AI void i8_fold(float32x4_t fa[4], const float *ws, float sa, int32x4_t a0, int32x4_t a1, int32x4_t a2,
+                int32x4_t a3) {
     int32x4_t a[4] = {a0, a1, a2, a3};
+    for (int c = 0; c < 4; c++) fa[c] = vfmaq_f32(fa[c], vcvtq_f32_s32(a[c]), vmulq_n_f32(vld1q_f32(ws + 4 * c), sa));
+}
+
+/* y = fa + bias (+ residual) for the 16 outputs of row m. */
+AI void i8_store(const emb_matrix *W, int64_t m, int64_t n0, float *y, const float *res, const float32x4_t fa[4]) {
+    const int64_t n = W->n, cnt = n - n0 < EMB_PANEL ? n - n0 : EMB_PANEL;
     float32x4_t v[4];
-    for (int c = 0; c < 4; c++) {
-        float32x4_t s = vmulq_f32(vdupq_n_f32(sa[m]), vld1q_f32(W->scale + n0 + 4 * c));
-        float32x4_t b = W->bias ? vld1q_f32(W->bias + n0 + 4 * c) : vdupq_n_f32(0.0f);
-        v[c] = vaddq_f32(vmulq_f32(vcvtq_f32_s32(a[c]), s), b);
-    }
+    for (int c = 0; c < 4; c++) v[c] = W->bias ? vaddq_f32(fa[c], vld1q_f32(W->bias + n0 + 4 * c)) : fa[c];
     store16(y + m * n + n0, res ? res + m * n + n0 : NULL, cnt, v[0], v[1], v[2], v[3]);
 }
 
@@ -130,53 +142,68 @@ static inline int8x16_t bcast4(const uint8_t *p) {
    pairs into int32; a final pairwise add joins each row's two halves. Two rows per tile. */
 AI void i8_tile_mull(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, int64_t m,
                      int mr, int64_t p, float *y, const float *res) {
-    const int64_t kp = emb_i8_kp(W->k), G = kp / 4;
+    const int64_t kp = emb_i8_kp(W->k), nb = kp / EMB_QB;
     const int8_t *w = (const int8_t *)W->data + p * EMB_PANEL * kp;
-    int32x4_t acc[2][8];
+    const float *ws = W->scale + p * nb * EMB_PANEL;
+    float32x4_t fa[2][4];
     for (int r = 0; r < mr; r++)
-        for (int j = 0; j < 8; j++) acc[r][j] = vdupq_n_s32(0);
+        for (int c = 0; c < 4; c++) fa[r][c] = vdupq_n_f32(0.0f);
     const uint8_t *am = a + m * lda;
-    for (int64_t g = 0; g < G; g++) {
-        int8x16_t wv[4];
-        for (int c = 0; c < 4; c++) wv[c] = vld1q_s8(w + g * 64 + 16 * c);
-        for (int r = 0; r < mr; r++) {
-            int8x16_t av = bcast4(am + r * lda + g * 4);
-            for (int c = 0; c < 4; c++) {
-                acc[r][2 * c] = vpadalq_s16(acc[r][2 * c], vmull_s8(vget_low_s8(wv[c]), vget_low_s8(av)));
-                acc[r][2 * c + 1] = vpadalq_s16(acc[r][2 * c + 1], vmull_high_s8(wv[c], av));
+    for (int64_t b = 0; b < nb; b++) {
+        int32x4_t acc[2][8];
+        for (int r = 0; r < mr; r++)
+            for (int j = 0; j < 8; j++) acc[r][j] = vdupq_n_s32(0);
+        for (int64_t g = b * (EMB_QB / 4); g < (b + 1) * (EMB_QB / 4); g++) {
+            int8x16_t wv[4];
+            for (int c = 0; c < 4; c++) wv[c] = vld1q_s8(w + g * 64 + 16 * c);
+            for (int r = 0; r < mr; r++) {
+                int8x16_t av = bcast4(am + r * lda + g * 4);
+                for (int c = 0; c < 4; c++) {
+                    acc[r][2 * c] = vpadalq_s16(acc[r][2 * c], vmull_s8(vget_low_s8(wv[c]), vget_low_s8(av)));
+                    acc[r][2 * c + 1] = vpadalq_s16(acc[r][2 * c + 1], vmull_high_s8(wv[c], av));
+                }
             }
         }
+        /* acc[r][2c] lanes: (row 4c: k0+k1, k2+k3; row 4c+1: ...); pairwise add gives rows 4c..4c+3. */
+        for (int r = 0; r < mr; r++)
+            i8_fold(fa[r], ws + b * EMB_PANEL, sa[(m + r) * nb + b], vpaddq_s32(acc[r][0], acc[r][1]),
+                    vpaddq_s32(acc[r][2], acc[r][3]), vpaddq_s32(acc[r][4], acc[r][5]), vpaddq_s32(acc[r][6], acc[r][7]));
     }
-    /* acc[r][2c] lanes: (row 4c: k0+k1, k2+k3; row 4c+1: ...); pairwise add gives rows 4c..4c+3. */
-    for (int r = 0; r < mr; r++)
-        i8_store(W, sa, m + r, p * EMB_PANEL, y, res, vpaddq_s32(acc[r][0], acc[r][1]), vpaddq_s32(acc[r][2], acc[r][3]),
-                 vpaddq_s32(acc[r][4], acc[r][5]), vpaddq_s32(acc[r][6], acc[r][7]));
+    for (int r = 0; r < mr; r++) i8_store(W, m + r, p * EMB_PANEL, y, res, fa[r]);
 }
 
 __attribute__((target("arch=armv8.2-a+dotprod"))) static void i8_kernel_sdot(const emb_matrix *W, const uint8_t *a, int64_t lda,
                                                                const float *sa, int64_t m0, int64_t m1, int64_t p0,
                                                                int64_t p1, float *y, const float *res) {
-    const int64_t kp = emb_i8_kp(W->k), G = kp / 4;
+    const int64_t kp = emb_i8_kp(W->k), nb = kp / EMB_QB;
     for (int64_t p = p0; p < p1; p++) {
         const int8_t *w = (const int8_t *)W->data + p * EMB_PANEL * kp;
+        const float *ws = W->scale + p * nb * EMB_PANEL;
         for (int64_t m = m0; m < m1; m += 4) {
             int mr = m1 - m < 4 ? (int)(m1 - m) : 4;
-            int32x4_t acc[4][4];
+            float32x4_t fa[4][4];
             for (int r = 0; r < 4; r++)
-                for (int c = 0; c < 4; c++) acc[r][c] = vdupq_n_s32(0);
+                for (int c = 0; c < 4; c++) fa[r][c] = vdupq_n_f32(0.0f);
             const uint8_t *am = a + m * lda;
-            for (int64_t g = 0; g < G; g++) {
-                int8x16_t w0 = vld1q_s8(w + g * 64), w1 = vld1q_s8(w + g * 64 + 16);
-                int8x16_t w2 = vld1q_s8(w + g * 64 + 32), w3 = vld1q_s8(w + g * 64 + 48);
-                for (int r = 0; r < mr; r++) {
-                    int8x16_t av = bcast4(am + r * lda + g * 4);
-                    acc[r][0] = vdotq_s32(acc[r][0], w0, av);
-                    acc[r][1] = vdotq_s32(acc[r][1], w1, av);
-                    acc[r][2] = vdotq_s32(acc[r][2], w2, av);
-                    acc[r][3] = vdotq_s32(acc[r][3], w3, av);
+            for (int64_t b = 0; b < nb; b++) {
+                int32x4_t acc[4][4];
+                for (int r = 0; r < 4; r++)
+                    for (int c = 0; c < 4; c++) acc[r][c] = vdupq_n_s32(0);
+                for (int64_t g = b * (EMB_QB / 4); g < (b + 1) * (EMB_QB / 4); g++) {
+                    int8x16_t w0 = vld1q_s8(w + g * 64), w1 = vld1q_s8(w + g * 64 + 16);
+                    int8x16_t w2 = vld1q_s8(w + g * 64 + 32), w3 = vld1q_s8(w + g * 64 + 48);
+                    for (int r = 0; r < mr; r++) {
+                        int8x16_t av = bcast4(am + r * lda + g * 4);
+                        acc[r][0] = vdotq_s32(acc[r][0], w0, av);
+                        acc[r][1] = vdotq_s32(acc[r][1], w1, av);
+                        acc[r][2] = vdotq_s32(acc[r][2], w2, av);
+                        acc[r][3] = vdotq_s32(acc[r][3], w3, av);
+                    }
                 }
+                for (int r = 0; r < mr; r++)
+                    i8_fold(fa[r], ws + b * EMB_PANEL, sa[(m + r) * nb + b], acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
             }
-            for (int r = 0; r < mr; r++) i8_store(W, sa, m + r, p * EMB_PANEL, y, res, acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
+            for (int r = 0; r < mr; r++) i8_store(W, m + r, p * EMB_PANEL, y, res, fa[r]);
         }
     }
 }
