@@ -1,0 +1,77 @@
+// Package engine adapts the native inference engine (package model) to the registry: it loads the
+// GGUF models a models.toml declares onto one shared compute thread pool.
+package engine
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/embedd-dev/embedd/batcher"
+	"github.com/embedd-dev/embedd/bindings"
+	"github.com/embedd-dev/embedd/config"
+	"github.com/embedd-dev/embedd/model"
+	"github.com/embedd-dev/embedd/registry"
+)
+
+// Loader returns a registry.Loader that loads models onto pool. The scheduler runs one batch at a
+// time, so all models together never use more compute threads than the pool has.
+func Loader(pool *bindings.Pool) registry.Loader {
+	return func(spec config.Model) (registry.Model, error) {
+		if pool == nil {
+			return nil, errors.New("engine: no thread pool")
+		}
+		m, err := model.Load(spec.Path, model.Options{
+			Kind:      model.Kind(spec.Type),
+			Pool:      pool,
+			Threads:   pool.Threads(),
+			MaxTokens: spec.MaxTokens,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", spec.ID, err)
+		}
+		a := &adapter{m: m}
+		// The tokenizer's encoding of the empty text is exactly [CLS] [SEP]: reading the special ids
+		// from it keeps them the model's own whatever its vocabulary.
+		enc := m.Tokenizer().Encode("")
+		if len(enc.IDs) != 2 {
+			_ = m.Close()
+			return nil, fmt.Errorf("load %s: the tokenizer encodes the empty text as %d tokens, want [CLS] [SEP]", spec.ID, len(enc.IDs))
+		}
+		a.cls, a.sep = enc.IDs[0], enc.IDs[1]
+		info := m.Info()
+		a.info = registry.Info{
+			Dim: info.Dim, Vocab: info.Vocab, MaxTokens: info.MaxTokens, Layers: info.Layers,
+			Pooling: info.Pooling, Quantization: info.Quantization, Arch: info.Arch,
+			Labels: info.Labels, FileBytes: info.FileBytes, MemoryBytes: info.MemoryBytes,
+		}
+		return a, nil
+	}
+}
+
+type adapter struct {
+	m        *model.Model
+	info     registry.Info
+	cls, sep int32
+}
+
+func (a *adapter) Info() registry.Info { return a.info }
+
+func (a *adapter) SpecialTokens() (cls, sep int32) { return a.cls, a.sep }
+
+func (a *adapter) Encode(text string) registry.Encoding {
+	enc := a.m.Tokenizer().Encode(text)
+	return registry.Encoding{
+		Input:     batcher.Input{IDs: enc.IDs, TypeIDs: enc.TypeIDs},
+		Truncated: enc.Truncated,
+	}
+}
+
+func (a *adapter) Run(inputs []batcher.Input, normalize bool) ([][]float32, error) {
+	in := make([]model.Input, len(inputs))
+	for i, x := range inputs {
+		in[i] = model.Input{IDs: x.IDs, TypeIDs: x.TypeIDs}
+	}
+	return a.m.Run(in, normalize)
+}
+
+func (a *adapter) Close() error { return a.m.Close() }
