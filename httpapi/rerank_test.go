@@ -27,6 +27,7 @@ import (
 	"github.com/embedd-dev/embedd/metrics"
 	"github.com/embedd-dev/embedd/model"
 	"github.com/embedd-dev/embedd/registry"
+	"github.com/embedd-dev/embedd/registry/engine"
 )
 
 // rsModels are the synthetic models (real MiniLM vocabulary, F32 weights so the engine matches the
@@ -127,11 +128,13 @@ type rsServer struct {
 	files *rsModels
 }
 
-func newRSServer(t testing.TB, batching string) *rsServer {
+func newRSServer(t testing.TB, server, batching string) *rsServer {
 	t.Helper()
 	files := rsModelFiles(t)
 	cfgPath := filepath.Join(t.TempDir(), "models.toml")
 	toml := fmt.Sprintf(`
+[server]
+%s
 [batching]
 %s
 [[models]]
@@ -154,7 +157,7 @@ type = "rerank"
 id = "splade"
 path = %q
 type = "sparse-embeddings"
-`, batching, bundledModel(t), files.ranker, files.ranker2, files.splade)
+`, server, batching, bundledModel(t), files.ranker, files.ranker2, files.splade)
 	if err := os.WriteFile(cfgPath, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -170,12 +173,12 @@ type = "sparse-embeddings"
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := registry.New(cfg, rsLoader(testPool), sched, met)
+	reg := registry.New(cfg, engine.Loader(testPool), sched, met)
 	if err := reg.Preload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	api := httpapi.New(reg, met, nil)
-	ts := &rsServer{Server: httptest.NewServer(api.RerankSparseHandler()), met: met, files: files}
+	ts := &rsServer{Server: httptest.NewServer(api.Handler()), met: met, files: files}
 	t.Cleanup(func() {
 		ts.Server.Close()
 		sched.Stop()
@@ -337,7 +340,7 @@ type legacyResponse struct {
 }
 
 func TestRerankDialects(t *testing.T) {
-	ts := newRSServer(t, "")
+	ts := newRSServer(t, "", "")
 	want := refScores(t, ts.files.ranker, rsQuery, rsDocs, 1)
 	local := loadLocal(t, ts.files.ranker, model.KindRerank)
 	tokens := 0
@@ -504,7 +507,7 @@ func checkTEIError(t *testing.T, status int, body []byte, wantStatus int, wantTy
 }
 
 func TestRerankBadRequests(t *testing.T) {
-	ts := newRSServer(t, "")
+	ts := newRSServer(t, "", "")
 	docs := `["a dog", "a cat"]`
 	tests := []struct {
 		name, path, body string
@@ -559,7 +562,7 @@ func TestRerankBadRequests(t *testing.T) {
 // arrivals: their pairs must share engine batches, and each request must get exactly the scores
 // it gets alone.
 func TestRerankPacksConcurrentRequests(t *testing.T) {
-	ts := newRSServer(t, `max_wait = "400ms"`)
+	ts := newRSServer(t, "", `max_wait = "400ms"`)
 	queries := []string{"how long do dogs sleep?", "capital of france", "fast foxes", "old dogs"}
 	alone := make([][]jinaResult, len(queries))
 	for i, q := range queries {
@@ -650,7 +653,7 @@ func histCount(t *testing.T, met *metrics.Metrics, model string) uint64 {
 // TestRerankAndSparseMetrics checks that rerank and sparse requests appear in the same per-model
 // metrics as embeddings: request and input counters by outcome, tokens and batches.
 func TestRerankAndSparseMetrics(t *testing.T) {
-	ts := newRSServer(t, "")
+	ts := newRSServer(t, "", "")
 	var jr jinaResponse
 	ts.callOK(t, "/v1/rerank", map[string]any{"model": "ranker", "query": "q", "documents": rsDocs}, &jr)
 	var tr []teiRank
@@ -691,4 +694,37 @@ func tokensOfPairs(t *testing.T, ts *rsServer, q string, docs []string) int {
 		n += len(m.EncodePair(q, d).IDs)
 	}
 	return n
+}
+
+// TestRerankSparseNeedKey checks that every rerank and sparse route requires the API key when one
+// is configured.
+func TestRerankSparseNeedKey(t *testing.T) {
+	ts := newRSServer(t, `api_key = "sekrit"`, "")
+	for _, path := range []string{"/v1/rerank", "/rerank", "/api/v1/rerank", "/api/v1/embed_sparse", "/embed_sparse"} {
+		status, body := ts.call(t, path, `{"model": "ranker", "query": "q", "documents": ["a"], "texts": ["a"], "input": "a"}`)
+		checkOpenAIError(t, status, body, http.StatusUnauthorized, "invalid_api_key")
+		req, err := http.NewRequest(http.MethodPost, ts.URL+path, strings.NewReader(
+			`{"model": "splade", "query": "q", "documents": ["a"], "texts": ["a"], "input": "a", "inputs": "a"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer sekrit")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		// With the key the request gets past authentication (the sparse model suits only the sparse
+		// routes; the rerank routes refuse it as the wrong type).
+		want := http.StatusOK
+		if strings.Contains(path, "rerank") {
+			want = http.StatusBadRequest
+			if path == "/rerank" {
+				want = http.StatusUnprocessableEntity
+			}
+		}
+		if resp.StatusCode != want {
+			t.Errorf("%s with the key: status %d, want %d", path, resp.StatusCode, want)
+		}
+	}
 }

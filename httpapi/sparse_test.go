@@ -76,7 +76,7 @@ func checkSparseAgainstReference(t *testing.T, i int, indices []int32, values []
 }
 
 func TestEmbedSparseDialects(t *testing.T) {
-	ts := newRSServer(t, "")
+	ts := newRSServer(t, "", "")
 	local := loadLocal(t, ts.files.splade, model.KindSparse)
 	ref := loadRef(t, ts.files.splade)
 	want := make([][]float64, len(sparseInputs))
@@ -170,7 +170,7 @@ func TestEmbedSparseDialects(t *testing.T) {
 }
 
 func TestEmbedSparseBadRequests(t *testing.T) {
-	ts := newRSServer(t, "")
+	ts := newRSServer(t, "", "")
 	tests := []struct {
 		name, path, body string
 		status           int

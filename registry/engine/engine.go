@@ -75,3 +75,26 @@ func (a *adapter) Run(inputs []batcher.Input, normalize bool) ([][]float32, erro
 }
 
 func (a *adapter) Close() error { return a.m.Close() }
+
+// EncodePair tokenizes a cross-encoder pair: [CLS] query [SEP] document [SEP], token types 0 then
+// 1, the document truncated first (httpapi uses it for rerank models).
+func (a *adapter) EncodePair(query, document string) registry.Encoding {
+	enc := a.m.EncodePair(query, document)
+	return registry.Encoding{
+		Input:     batcher.Input{IDs: enc.IDs, TypeIDs: enc.TypeIDs},
+		Truncated: enc.Truncated,
+	}
+}
+
+// Score turns one pair's logits into its relevance score (see model.Score).
+func (a *adapter) Score(logits []float32, raw bool) (float64, error) { return model.Score(logits, raw) }
+
+// Sparsify keeps a SPLADE row's entries above threshold and, with topK > 0, among the topK
+// largest, sorted by index (see model.Sparsify).
+func (a *adapter) Sparsify(row []float32, topK int, threshold float32) ([]int32, []float32) {
+	v := model.Sparsify(row, model.SparseOptions{TopK: topK, Threshold: threshold})
+	return v.Indices, v.Values
+}
+
+// TokenStrings returns the vocabulary strings of token ids.
+func (a *adapter) TokenStrings(ids []int32) ([]string, error) { return a.m.TokenStrings(ids) }
