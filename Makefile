@@ -96,7 +96,10 @@ test-deps:
 test-arm64:
 	scripts/test-arm64.sh
 
-test: test-deps test-c vet fmt-check test-go
+ifeq ($(ARCH),x86_64)
+TEST_CROSS := test-arm64
+endif
+test: test-deps test-c $(TEST_CROSS) vet fmt-check test-go
 
 bench: build
 	scripts/bench.sh
