@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/embedd-dev/embedd/hub"
 )
 
 // Model kinds, as written in models.toml's `type` key. They match the engine's model.Kind values.
@@ -89,10 +91,17 @@ type Batching struct {
 
 // Model declares one served model ([[models]] entries).
 type Model struct {
-	ID      string   `toml:"id"`
-	Path    string   `toml:"path"`
-	Type    string   `toml:"type"`
-	Aliases []string `toml:"aliases"`
+	ID string `toml:"id"`
+	// Path is the local GGUF file. A model gives either Path or Hub + File.
+	Path string `toml:"path"`
+	// Hub ("owner/repo"), File, Revision (default "main") and SHA256 (optional hex digest) name a
+	// GGUF file on the Hugging Face Hub, downloaded into the cache when the model is loaded.
+	Hub      string   `toml:"hub"`
+	File     string   `toml:"file"`
+	Revision string   `toml:"revision"`
+	SHA256   string   `toml:"sha256"`
+	Type     string   `toml:"type"`
+	Aliases  []string `toml:"aliases"`
 	// Preload loads the model at start-up (readiness waits for it); otherwise it loads on first use.
 	Preload *bool `toml:"preload"`
 	// MaxTokens caps a sequence's length including [CLS]/[SEP]; 0 means the model's context length.
@@ -104,6 +113,9 @@ type Model struct {
 	QueryPrefix    string `toml:"query_prefix"`
 	DocumentPrefix string `toml:"document_prefix"`
 }
+
+// FromHub reports whether the model file comes from the Hugging Face Hub rather than a local path.
+func (m Model) FromHub() bool { return m.Hub != "" }
 
 // Preloaded reports whether the model loads at start-up (the default).
 func (m Model) Preloaded() bool { return m.Preload == nil || *m.Preload }
@@ -356,8 +368,14 @@ func (c *Config) Validate() error {
 		if m.MaxTokens == 1 {
 			return fail(key+".max_tokens", "1 leaves no room for [CLS] and [SEP]")
 		}
+		if m.Hub != "" || m.File != "" || m.Revision != "" || m.SHA256 != "" {
+			if err := validateHubSource(m); err != nil {
+				return fail(key+"."+err.key, "%s", err.msg)
+			}
+			continue // the file is fetched when the model loads
+		}
 		if m.Path == "" {
-			return fail(key+".path", "missing")
+			return fail(key+".path", "missing (or give hub = \"owner/repo\" and file = \"name.gguf\")")
 		}
 		if !filepath.IsAbs(m.Path) {
 			m.Path = filepath.Join(dir, m.Path)
@@ -372,6 +390,43 @@ func (c *Config) Validate() error {
 		if !st.Mode().IsRegular() {
 			return fail(key+".path", "%s is not a regular file", m.Path)
 		}
+	}
+	return nil
+}
+
+// keyError is a validation failure of one key of a model entry.
+type keyError struct{ key, msg string }
+
+// validateHubSource checks a model's hub, file, revision and sha256 keys: a hub source needs hub
+// and file, excludes path, and every name must be safe to use in a URL and a cache path. It
+// normalizes the sha256 to lower case.
+func validateHubSource(m *Model) *keyError {
+	if m.Hub == "" {
+		return &keyError{"hub", "missing: file, revision and sha256 only apply to a hub = \"owner/repo\" source"}
+	}
+	if m.Path != "" {
+		return &keyError{"path", "give either path or hub + file, not both"}
+	}
+	if err := hub.ValidateRepo(m.Hub); err != nil {
+		return &keyError{"hub", err.Error()}
+	}
+	if m.File == "" {
+		return &keyError{"file", "missing: a hub source names the GGUF file in the repository"}
+	}
+	if err := hub.ValidateFile(m.File); err != nil {
+		return &keyError{"file", err.Error()}
+	}
+	if m.Revision != "" {
+		if err := hub.ValidateRevision(m.Revision); err != nil {
+			return &keyError{"revision", err.Error()}
+		}
+	}
+	if m.SHA256 != "" {
+		h, err := hub.NormalizeSHA256(m.SHA256)
+		if err != nil {
+			return &keyError{"sha256", err.Error()}
+		}
+		m.SHA256 = h
 	}
 	return nil
 }

@@ -30,6 +30,34 @@ type = "embeddings"
 aliases = ["alias-a"]
 `
 
+// hubModel is a model entry with the given hub keys instead of a path.
+func hubModel(keys ...string) string {
+	return "[[models]]\nid = \"h\"\ntype = \"embeddings\"\n" + strings.Join(keys, "\n") + "\n"
+}
+
+func TestHubSource(t *testing.T) {
+	sha := strings.Repeat("AB", 32)
+	path := writeConfig(t, goodModel+hubModel(`hub = "org/model"`, `file = "q8/m.gguf"`, `revision = "refs/pr/2"`, `sha256 = "`+sha+`"`, `preload = false`))
+	cfg, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := cfg.Models[1]
+	if !h.FromHub() || cfg.Models[0].FromHub() {
+		t.Errorf("FromHub: %v %v", cfg.Models[0].FromHub(), h.FromHub())
+	}
+	if h.Hub != "org/model" || h.File != "q8/m.gguf" || h.Revision != "refs/pr/2" || h.Path != "" {
+		t.Errorf("hub model = %+v", h)
+	}
+	if h.SHA256 != strings.ToLower(sha) {
+		t.Errorf("sha256 %q not normalized to lower case", h.SHA256)
+	}
+	// A validated config validates again unchanged (flags call Validate after Set).
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("revalidating: %v", err)
+	}
+}
+
 func env(vars map[string]string) LookupEnv {
 	return func(name string) (string, bool) {
 		v, ok := vars[name]
@@ -143,6 +171,16 @@ aliases = ["a"]
 		{"bad id", "[[models]]\nid = \" x\"\npath = \"m.gguf\"\ntype = \"embeddings\"\n", []string{"models[0].id"}},
 		{"no models", "[server]\nport = 1\n", []string{"models", "no [[models]]"}},
 		{"syntax error", "[server\n", []string{"models.toml"}},
+		{"path and hub", goodModel + "hub = \"org/m\"\nfile = \"m.gguf\"\n", []string{"models[0].path", "either path or hub"}},
+		{"hub without file", hubModel(`hub = "org/m"`), []string{"models[0].file", "missing"}},
+		{"file without hub", hubModel(`file = "m.gguf"`), []string{"models[0].hub", "missing"}},
+		{"sha256 without hub", goodModel + "sha256 = \"" + strings.Repeat("a", 64) + "\"\n", []string{"models[0].hub", "missing"}},
+		{"bad hub repo", hubModel(`hub = "../etc"`, `file = "m.gguf"`), []string{"models[0].hub", "repository id"}},
+		{"hub repo with three parts", hubModel(`hub = "a/b/c"`, `file = "m.gguf"`), []string{"models[0].hub"}},
+		{"hub file escaping", hubModel(`hub = "org/m"`, `file = "../../m.gguf"`), []string{"models[0].file", ".."}},
+		{"hub file absolute", hubModel(`hub = "org/m"`, `file = "/etc/m.gguf"`), []string{"models[0].file", "relative"}},
+		{"bad revision", hubModel(`hub = "org/m"`, `file = "m.gguf"`, `revision = "a/../b"`), []string{"models[0].revision"}},
+		{"bad sha256", hubModel(`hub = "org/m"`, `file = "m.gguf"`, `sha256 = "abc"`), []string{"models[0].sha256", "64 hex"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -109,7 +109,8 @@ func newInstance(spec config.Model, loader Loader, sched *batcher.Scheduler, met
 // instanceKey holds the settings baked into a loaded instance: a change of any of them loads a new
 // one. Aliases and prefixes apply per request and can change freely.
 func instanceKey(m config.Model) string {
-	return fmt.Sprintf("%s\x00%s\x00%s\x00%d\x00%t", m.ID, m.Path, m.Type, m.MaxTokens, m.Normalized())
+	return fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%d\x00%t", m.ID, m.Path, m.Hub, m.File,
+		m.Revision, m.SHA256, m.Type, m.MaxTokens, m.Normalized())
 }
 
 // load loads the model if it is not loaded yet, waiting for a load in progress.

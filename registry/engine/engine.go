@@ -20,7 +20,11 @@ func Loader(pool *bindings.Pool) registry.Loader {
 		if pool == nil {
 			return nil, errors.New("engine: no thread pool")
 		}
-		m, err := model.Load(spec.Path, model.Options{
+		path, err := modelFile(spec)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", spec.ID, err)
+		}
+		m, err := model.Load(path, model.Options{
 			Kind:      model.Kind(spec.Type),
 			Pool:      pool,
 			Threads:   pool.Threads(),
