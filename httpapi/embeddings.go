@@ -312,14 +312,14 @@ type prepared struct {
 	tokens int
 }
 
-// infer is the path every inference endpoint shares: it resolves and checks the model, validates
-// the request against it (check may be nil), tokenizes in the caller's goroutine, and runs the
-// inputs through the model's queue. The caller must Release the handle when it is not nil.
-func (s *Server) infer(ctx context.Context, r *http.Request, c *call, name, wantType string, in rawInputs,
-	truncate bool, inputType string, check func(registry.Info) *apiError) (*prepared, [][]float32, *apiError) {
+// openModel resolves the model a request names, checks its type, the input type and the number of
+// inputs, and acquires the model. It returns the handle, which the caller must Release, and the
+// text prefix the input type selects.
+func (s *Server) openModel(ctx context.Context, r *http.Request, c *call, name, wantType string, inputs int,
+	inputType string) (*registry.Handle, string, *apiError) {
 	spec, e := s.resolve(c, name, wantType)
 	if e != nil {
-		return nil, nil, e
+		return nil, "", e
 	}
 	var prefix string
 	switch inputType {
@@ -329,12 +329,24 @@ func (s *Server) infer(ctx context.Context, r *http.Request, c *call, name, want
 	case "document":
 		prefix = spec.DocumentPrefix
 	default:
-		return nil, nil, badRequest("input_type", "invalid_input_type", "input_type must be \"query\" or \"document\", not %q", inputType)
+		return nil, "", badRequest("input_type", "invalid_input_type", "input_type must be \"query\" or \"document\", not %q", inputType)
 	}
-	if max := s.cfg().Server.MaxRequestInputs; in.len() > max {
-		return nil, nil, tooLarge("input", "%d inputs exceed the limit of %d per request", in.len(), max)
+	if max := s.cfg().Server.MaxRequestInputs; inputs > max {
+		return nil, "", tooLarge("input", "%d inputs exceed the limit of %d per request", inputs, max)
 	}
 	h, e := s.acquire(ctx, r, name)
+	if e != nil {
+		return nil, "", e
+	}
+	return h, prefix, nil
+}
+
+// infer is the path every inference endpoint shares: it resolves and checks the model, validates
+// the request against it (check may be nil), tokenizes in the caller's goroutine, and runs the
+// inputs through the model's queue. The caller must Release the handle when it is not nil.
+func (s *Server) infer(ctx context.Context, r *http.Request, c *call, name, wantType string, in rawInputs,
+	truncate bool, inputType string, check func(registry.Info) *apiError) (*prepared, [][]float32, *apiError) {
+	h, prefix, e := s.openModel(ctx, r, c, name, wantType, in.len(), inputType)
 	if e != nil {
 		return nil, nil, e
 	}

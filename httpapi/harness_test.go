@@ -17,6 +17,7 @@ import (
 	"github.com/embedd-dev/embedd/bindings"
 	"github.com/embedd-dev/embedd/config"
 	"github.com/embedd-dev/embedd/httpapi"
+	"github.com/embedd-dev/embedd/internal/testmodel"
 	"github.com/embedd-dev/embedd/metrics"
 	"github.com/embedd-dev/embedd/registry"
 	"github.com/embedd-dev/embedd/registry/engine"
@@ -40,12 +41,9 @@ func TestMain(m *testing.M) {
 
 func bundledModel(t testing.TB) string {
 	t.Helper()
-	p, err := filepath.Abs("../models/all-MiniLM-L6-v2-Q4_K_M.gguf")
+	p, err := testmodel.RealModelPath()
 	if err != nil {
 		t.Fatal(err)
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("bundled model missing: %v", err)
 	}
 	return p
 }
@@ -75,19 +73,24 @@ preload = false
 type testServer struct {
 	*httptest.Server
 	api     *httpapi.Server
-	reg     *registry.Registry
 	met     *metrics.Metrics
-	sched   *batcher.Scheduler
 	cfgPath string
 }
 
-// newTestServer starts the full stack (config, metrics, scheduler, registry with the real engine,
-// HTTP API) on a loopback port.
+// newTestServer starts the full stack serving the bundled model (see testConfigTOML), with
+// POST /admin/reload re-reading its models.toml.
 func newTestServer(t testing.TB, server, batching string) *testServer {
 	t.Helper()
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "models.toml")
-	if err := os.WriteFile(cfgPath, []byte(testConfigTOML(bundledModel(t), server, batching)), 0o644); err != nil {
+	return startStack(t, testConfigTOML(bundledModel(t), server, batching), true)
+}
+
+// startStack writes toml as a models.toml and starts the full stack (config, metrics, scheduler,
+// registry with the real engine, HTTP API) on a loopback port. withReload makes POST /admin/reload
+// re-read the file; without it the server cannot reload.
+func startStack(t testing.TB, toml string, withReload bool) *testServer {
+	t.Helper()
+	cfgPath := filepath.Join(t.TempDir(), "models.toml")
+	if err := os.WriteFile(cfgPath, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath, nil)
@@ -106,14 +109,17 @@ func newTestServer(t testing.TB, server, batching string) *testServer {
 	if err := reg.Preload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{reg: reg, met: met, sched: sched, cfgPath: cfgPath}
-	ts.api = httpapi.New(reg, met, func(ctx context.Context) error {
-		next, err := config.Load(cfgPath, nil)
-		if err != nil {
-			return err
+	var reload httpapi.ReloadFunc
+	if withReload {
+		reload = func(ctx context.Context) error {
+			next, err := config.Load(cfgPath, nil)
+			if err != nil {
+				return err
+			}
+			return reg.Reload(ctx, next)
 		}
-		return reg.Reload(ctx, next)
-	})
+	}
+	ts := &testServer{met: met, cfgPath: cfgPath, api: httpapi.New(reg, met, reload)}
 	ts.Server = httptest.NewServer(ts.api.Handler())
 	t.Cleanup(func() {
 		ts.Server.Close()

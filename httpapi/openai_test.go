@@ -7,10 +7,13 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+
+	"github.com/embedd-dev/embedd/internal/testmodel"
 )
 
 func newClient(ts *testServer, key string) openai.Client {
@@ -178,10 +181,11 @@ type reference struct {
 
 func loadReference(t *testing.T) reference {
 	t.Helper()
-	data, err := os.ReadFile("/work/shared/testdata/minilm_reference.json")
+	shared, err := testmodel.SharedDir()
 	if err != nil {
-		data, err = os.ReadFile("../../shared/testdata/minilm_reference.json")
+		t.Fatal(err)
 	}
+	data, err := os.ReadFile(filepath.Join(shared, "testdata", "minilm_reference.json"))
 	if err != nil {
 		t.Fatalf("reference outputs: %v", err)
 	}

@@ -127,6 +127,43 @@ func (s *Server) label(c *call, name string) {
 	}
 }
 
+// rerankBody is the part every rerank dialect's request shares; the documents' field name differs.
+type rerankBody interface {
+	rerankFields() (model string, query *string, documents json.RawMessage)
+}
+
+func (q *rerankRequest) rerankFields() (string, *string, json.RawMessage) {
+	return q.Model, q.Query, q.Documents
+}
+
+func (q *legacyRerankRequest) rerankFields() (string, *string, json.RawMessage) {
+	return q.Model, q.Query, q.Documents
+}
+
+func (q *teiRerankRequest) rerankFields() (string, *string, json.RawMessage) {
+	return q.Model, q.Query, q.Texts
+}
+
+// readRerank reads a rerank request of any dialect into req, attributes the call to the model it
+// names, and checks its query and its documents (the array param; see parseDocuments).
+func (s *Server) readRerank(w http.ResponseWriter, r *http.Request, c *call, req rerankBody, param string,
+	allowObjects bool) ([]string, *apiError) {
+	if e := s.readBody(w, r, req); e != nil {
+		return nil, e
+	}
+	model, query, raw := req.rerankFields()
+	s.label(c, model)
+	if e := checkQuery(query); e != nil {
+		return nil, e
+	}
+	docs, e := parseDocuments(param, raw, allowObjects)
+	if e != nil {
+		return nil, e
+	}
+	c.inputs = len(docs)
+	return docs, nil
+}
+
 // checkQuery validates a rerank query.
 func checkQuery(q *string) *apiError {
 	if q == nil {
@@ -206,35 +243,20 @@ type rerankResult struct {
 	Document       *rerankDocumentObject `json:"document,omitempty"`
 }
 
-type rerankUsage struct {
-	PromptTokens int `json:"prompt_tokens"`
-	TotalTokens  int `json:"total_tokens"`
-}
-
 type rerankResponse struct {
 	Model   string         `json:"model"`
 	Results []rerankResult `json:"results"`
-	Usage   rerankUsage    `json:"usage"`
+	Usage   usage          `json:"usage"`
 }
 
 func (s *Server) handleRerank(w http.ResponseWriter, r *http.Request) {
 	c := &call{endpoint: endpointRerank, start: time.Now()}
 	var req rerankRequest
-	if e := s.readBody(w, r, &req); e != nil {
-		s.fail(w, c, e)
-		return
-	}
-	s.label(c, req.Model)
-	if e := checkQuery(req.Query); e != nil {
-		s.fail(w, c, e)
-		return
-	}
-	docs, e := parseDocuments("documents", req.Documents, true)
+	docs, e := s.readRerank(w, r, c, &req, "documents", true)
 	if e != nil {
 		s.fail(w, c, e)
 		return
 	}
-	c.inputs = len(docs)
 	topN := len(docs)
 	if req.TopN != nil {
 		if *req.TopN < 1 || *req.TopN > len(docs) {
@@ -251,7 +273,7 @@ func (s *Server) handleRerank(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := rerankResponse{Model: out.model, Results: make([]rerankResult, topN),
-		Usage: rerankUsage{PromptTokens: out.tokens, TotalTokens: out.tokens}}
+		Usage: usage{PromptTokens: out.tokens, TotalTokens: out.tokens}}
 	for i, rd := range out.ranked[:topN] {
 		resp.Results[i] = rerankResult{Index: rd.index, RelevanceScore: rd.score}
 		if req.ReturnDocuments {
@@ -288,21 +310,11 @@ type legacyRerankResponse struct {
 func (s *Server) handleRerankLegacy(w http.ResponseWriter, r *http.Request) {
 	c := &call{endpoint: endpointRerank, start: time.Now()}
 	var req legacyRerankRequest
-	if e := s.readBody(w, r, &req); e != nil {
-		s.fail(w, c, e)
-		return
-	}
-	s.label(c, req.Model)
-	if e := checkQuery(req.Query); e != nil {
-		s.fail(w, c, e)
-		return
-	}
-	docs, e := parseDocuments("documents", req.Documents, false)
+	docs, e := s.readRerank(w, r, c, &req, "documents", false)
 	if e != nil {
 		s.fail(w, c, e)
 		return
 	}
-	c.inputs = len(docs)
 	topK := len(docs)
 	if req.TopK != nil {
 		if *req.TopK < 1 {
@@ -348,21 +360,11 @@ type teiRank struct {
 func (s *Server) handleRerankTEI(w http.ResponseWriter, r *http.Request) {
 	c := &call{endpoint: endpointRerank, start: time.Now()}
 	var req teiRerankRequest
-	if e := s.readBody(w, r, &req); e != nil {
-		s.failTEI(w, c, e)
-		return
-	}
-	s.label(c, req.Model)
-	if e := checkQuery(req.Query); e != nil {
-		s.failTEI(w, c, e)
-		return
-	}
-	docs, e := parseDocuments("texts", req.Texts, false)
+	docs, e := s.readRerank(w, r, c, &req, "texts", false)
 	if e != nil {
 		s.failTEI(w, c, e)
 		return
 	}
-	c.inputs = len(docs)
 	name, e := s.modelOrDefault(req.Model, config.TypeRerank)
 	if e != nil {
 		s.failTEI(w, c, e)

@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -17,17 +16,11 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/embedd-dev/embedd/batcher"
-	"github.com/embedd-dev/embedd/bindings"
-	"github.com/embedd-dev/embedd/config"
 	"github.com/embedd-dev/embedd/gguf"
-	"github.com/embedd-dev/embedd/httpapi"
 	ref64 "github.com/embedd-dev/embedd/internal/reference"
 	"github.com/embedd-dev/embedd/internal/testmodel"
 	"github.com/embedd-dev/embedd/metrics"
 	"github.com/embedd-dev/embedd/model"
-	"github.com/embedd-dev/embedd/registry"
-	"github.com/embedd-dev/embedd/registry/engine"
 )
 
 // rsModels are the synthetic models (real MiniLM vocabulary, F32 weights so the engine matches the
@@ -54,7 +47,7 @@ func rsModelFiles(t testing.TB) *rsModels {
 			return
 		}
 		rsFiles.dir = dir
-		src, err := filepath.Abs("../models/all-MiniLM-L6-v2-Q4_K_M.gguf")
+		src, err := testmodel.RealModelPath()
 		if err != nil {
 			rsFiles.err = err
 			return
@@ -131,7 +124,6 @@ type rsServer struct {
 func newRSServer(t testing.TB, server, batching string) *rsServer {
 	t.Helper()
 	files := rsModelFiles(t)
-	cfgPath := filepath.Join(t.TempDir(), "models.toml")
 	toml := fmt.Sprintf(`
 [server]
 %s
@@ -158,33 +150,8 @@ id = "splade"
 path = %q
 type = "sparse-embeddings"
 `, server, batching, bundledModel(t), files.ranker, files.ranker2, files.splade)
-	if err := os.WriteFile(cfgPath, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	met := metrics.New("test", bindings.ActiveSIMD())
-	sched, err := batcher.New(batcher.Config{
-		MaxBatchTokens: cfg.Batching.MaxBatchTokens, MaxBatchInputs: cfg.Batching.MaxBatchInputs,
-		MaxWait: cfg.Batching.MaxWait.Duration, QueueLength: cfg.Batching.QueueLength,
-	}, met)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := registry.New(cfg, engine.Loader(testPool), sched, met)
-	if err := reg.Preload(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	api := httpapi.New(reg, met, nil)
-	ts := &rsServer{Server: httptest.NewServer(api.Handler()), met: met, files: files}
-	t.Cleanup(func() {
-		ts.Server.Close()
-		sched.Stop()
-		reg.Close()
-	})
-	return ts
+	ts := startStack(t, toml, false)
+	return &rsServer{Server: ts.Server, met: ts.met, files: files}
 }
 
 // call posts body (marshalled unless already a string) and returns the status and raw answer.
@@ -323,6 +290,14 @@ type jinaResponse struct {
 	} `json:"usage"`
 }
 
+// ranking lists the results' document indices and scores, best first.
+func (r jinaResponse) ranking() (indices []int, scores []float64) {
+	for _, res := range r.Results {
+		indices, scores = append(indices, res.Index), append(scores, res.RelevanceScore)
+	}
+	return indices, scores
+}
+
 type teiRank struct {
 	Index int     `json:"index"`
 	Score float64 `json:"score"`
@@ -357,10 +332,8 @@ func TestRerankDialects(t *testing.T) {
 		if resp.Usage.TotalTokens != tokens || resp.Usage.PromptTokens != tokens {
 			t.Errorf("usage %+v, want %d tokens", resp.Usage, tokens)
 		}
-		var idx []int
-		var scores []float64
+		idx, scores := resp.ranking()
 		for _, r := range resp.Results {
-			idx, scores = append(idx, r.Index), append(scores, r.RelevanceScore)
 			if r.Document != nil {
 				t.Errorf("document returned without return_documents")
 			}
@@ -428,11 +401,7 @@ func TestRerankDialects(t *testing.T) {
 		want2 := refScores(t, ts.files.ranker2, rsQuery, rsDocs, 2)
 		var resp jinaResponse
 		ts.callOK(t, "/v1/rerank", map[string]any{"model": "ranker-2", "query": rsQuery, "documents": rsDocs}, &resp)
-		var idx []int
-		var scores []float64
-		for _, r := range resp.Results {
-			idx, scores = append(idx, r.Index), append(scores, r.RelevanceScore)
-		}
+		idx, scores := resp.ranking()
 		checkRanking(t, idx, scores, want2, 1e-3)
 	})
 	t.Run("long document truncated by default, refused without truncate", func(t *testing.T) {
@@ -440,11 +409,7 @@ func TestRerankDialects(t *testing.T) {
 		wantLong := refScores(t, ts.files.ranker, rsQuery, docs, 1)
 		var resp jinaResponse
 		ts.callOK(t, "/v1/rerank", map[string]any{"model": "ranker", "query": rsQuery, "documents": docs}, &resp)
-		var idx []int
-		var scores []float64
-		for _, r := range resp.Results {
-			idx, scores = append(idx, r.Index), append(scores, r.RelevanceScore)
-		}
+		idx, scores := resp.ranking()
 		checkRanking(t, idx, scores, wantLong, 1e-3)
 		if resp.Usage.TotalTokens > 2*rsContext {
 			t.Errorf("usage %d tokens: the long document was not truncated", resp.Usage.TotalTokens)

@@ -2,9 +2,9 @@
 // the request and response shapes, OpenAI-shaped errors, API-key auth, health and metrics endpoints,
 // and the middleware that keeps a panic from ever taking the server down.
 //
-// Inference handlers share one path (see infer): resolve the model and check its type, tokenize in
-// the handler goroutine, queue the inputs on the model's batcher queue, and record metrics, so that
-// rerank and sparse endpoints can be added beside embeddings.
+// Inference handlers (embeddings, rerank, sparse) share their steps: resolve the model and check its
+// type (openModel), tokenize in the handler goroutine, queue the inputs on the model's batcher queue
+// (submit), and record metrics (finish, fail).
 package httpapi
 
 import (

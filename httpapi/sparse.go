@@ -56,24 +56,7 @@ type sparseOutcome struct {
 func (s *Server) runSparse(r *http.Request, c *call, job sparseJob) (*sparseOutcome, *apiError) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg().Server.RequestTimeout.Duration)
 	defer cancel()
-	spec, e := s.resolve(c, job.model, config.TypeSparseEmbeddings)
-	if e != nil {
-		return nil, e
-	}
-	var prefix string
-	switch job.inputType {
-	case "":
-	case "query":
-		prefix = spec.QueryPrefix
-	case "document":
-		prefix = spec.DocumentPrefix
-	default:
-		return nil, badRequest("input_type", "invalid_input_type", "input_type must be \"query\" or \"document\", not %q", job.inputType)
-	}
-	if max := s.cfg().Server.MaxRequestInputs; job.in.len() > max {
-		return nil, tooLarge("input", "%d inputs exceed the limit of %d per request", job.in.len(), max)
-	}
-	h, e := s.acquire(ctx, r, job.model)
+	h, prefix, e := s.openModel(ctx, r, c, job.model, config.TypeSparseEmbeddings, job.in.len(), job.inputType)
 	if e != nil {
 		return nil, e
 	}
@@ -119,6 +102,34 @@ func (s *Server) runSparse(r *http.Request, c *call, job sparseJob) (*sparseOutc
 	return out, nil
 }
 
+// sparseBody is the part both sparse dialects' requests share; the inputs' field name differs.
+type sparseBody interface {
+	sparseFields() (model string, input json.RawMessage)
+}
+
+func (q *sparseRequest) sparseFields() (string, json.RawMessage) { return q.Model, q.Input }
+
+func (q *teiSparseRequest) sparseFields() (string, json.RawMessage) { return q.Model, q.Inputs }
+
+// readSparse reads a sparse-embedding request of either dialect into req, attributes the call to
+// the model it names and parses its inputs, reporting input errors under param.
+func (s *Server) readSparse(w http.ResponseWriter, r *http.Request, c *call, req sparseBody, param string) (rawInputs, *apiError) {
+	if e := s.readBody(w, r, req); e != nil {
+		return rawInputs{}, e
+	}
+	model, raw := req.sparseFields()
+	s.label(c, model)
+	in, e := parseInput(raw)
+	if e != nil {
+		if e.Param != nil && *e.Param == "input" {
+			e.Param = strPtr(param)
+		}
+		return in, e
+	}
+	c.inputs = in.len()
+	return in, nil
+}
+
 // ---- POST /api/v1/embed_sparse ----
 
 type sparseRequest struct {
@@ -153,17 +164,11 @@ type sparseResponse struct {
 func (s *Server) handleEmbedSparse(w http.ResponseWriter, r *http.Request) {
 	c := &call{endpoint: endpointEmbedSparse, start: time.Now()}
 	var req sparseRequest
-	if e := s.readBody(w, r, &req); e != nil {
-		s.fail(w, c, e)
-		return
-	}
-	s.label(c, req.Model)
-	in, e := parseInput(req.Input)
+	in, e := s.readSparse(w, r, c, &req, "input")
 	if e != nil {
 		s.fail(w, c, e)
 		return
 	}
-	c.inputs = in.len()
 	var opts sparseOptions
 	if req.TopK != nil {
 		if *req.TopK < 0 {
@@ -224,20 +229,11 @@ type teiSparseValue struct {
 func (s *Server) handleEmbedSparseTEI(w http.ResponseWriter, r *http.Request) {
 	c := &call{endpoint: endpointEmbedSparse, start: time.Now()}
 	var req teiSparseRequest
-	if e := s.readBody(w, r, &req); e != nil {
-		s.failTEI(w, c, e)
-		return
-	}
-	s.label(c, req.Model)
-	in, e := parseInput(req.Inputs)
+	in, e := s.readSparse(w, r, c, &req, "inputs")
 	if e != nil {
-		if e.Param != nil && *e.Param == "input" {
-			e.Param = strPtr("inputs")
-		}
 		s.failTEI(w, c, e)
 		return
 	}
-	c.inputs = in.len()
 	name, e := s.modelOrDefault(req.Model, config.TypeSparseEmbeddings)
 	if e != nil {
 		s.failTEI(w, c, e)

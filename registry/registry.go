@@ -84,7 +84,6 @@ type instance struct {
 	model  Model
 	queue  *batcher.Queue
 	err    error
-	ready  chan struct{} // closed when a load attempt ends
 
 	inflight int
 	retired  bool

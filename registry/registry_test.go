@@ -12,14 +12,22 @@ import (
 	"github.com/embedd-dev/embedd/batcher"
 	"github.com/embedd-dev/embedd/bindings"
 	"github.com/embedd-dev/embedd/config"
+	"github.com/embedd-dev/embedd/internal/testmodel"
 	"github.com/embedd-dev/embedd/registry"
 	"github.com/embedd-dev/embedd/registry/engine"
 )
 
-var pool *bindings.Pool
+var (
+	pool      *bindings.Pool
+	modelPath string // the bundled model
+)
 
 func TestMain(m *testing.M) {
 	var err error
+	if modelPath, err = testmodel.RealModelPath(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	if pool, err = bindings.NewPool(0); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -68,8 +76,7 @@ func writeConfig(t *testing.T, dir, models string) *config.Config {
 }
 
 func modelEntry(id, extra string) string {
-	abs, _ := filepath.Abs("../models/all-MiniLM-L6-v2-Q4_K_M.gguf")
-	return fmt.Sprintf("[[models]]\nid = %q\npath = %q\ntype = \"embeddings\"\n%s\n", id, abs, extra)
+	return fmt.Sprintf("[[models]]\nid = %q\npath = %q\ntype = \"embeddings\"\n%s\n", id, modelPath, extra)
 }
 
 func newRegistry(t *testing.T, cfg *config.Config) (*registry.Registry, *countingLoader) {

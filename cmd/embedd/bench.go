@@ -112,7 +112,7 @@ func runBench(args []string) error {
 		texts, err = licenseCorpus(licenseDir, c.words)
 	}
 	if err != nil {
-		return fmt.Errorf("bench: %w", err)
+		return err
 	}
 	rep, err := benchHTTP(context.Background(), c, texts)
 	if err != nil {
@@ -131,7 +131,7 @@ func runBench(args []string) error {
 		fmt.Printf("  first error: %s\n", rep.FirstError)
 	}
 	if rep.Errors > 0 {
-		return fmt.Errorf("bench: %d of %d requests failed", rep.Errors, rep.Requests)
+		return fmt.Errorf("%d of %d requests failed", rep.Errors, rep.Requests)
 	}
 	return nil
 }
@@ -203,7 +203,7 @@ func benchHTTP(ctx context.Context, c *benchConfig, texts []string) (*benchRepor
 	}
 	for i := 0; i < c.warmup; i++ {
 		if _, err := bc.embed(ctx, batches[i%len(batches)]); err != nil {
-			return nil, fmt.Errorf("bench: warm-up request to %s: %w", bc.url, err)
+			return nil, fmt.Errorf("warm-up request to %s: %w", bc.url, err)
 		}
 	}
 

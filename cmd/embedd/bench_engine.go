@@ -185,9 +185,7 @@ func runBenchEngine(args []string) error {
 	referenceOut := fs.String("reference-out", "", "write the accuracy sentences and their float64 reference embeddings as JSON to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(os.Stderr)
-			fmt.Fprintln(os.Stderr, "usage: embedd bench-engine --model PATH [--corpus FILE] [--threads 1,2] [--budgets 512,2048,8192] [--runs N] [--simd LEVELS] [--json FILE]")
-			fs.PrintDefaults()
+			printFlagHelp(os.Stderr, fs, "usage: embedd bench-engine --model PATH [--corpus FILE] [--threads 1,2] [--budgets 512,2048,8192] [--runs N] [--simd LEVELS] [--json FILE]")
 			return nil
 		}
 		return usagef("%v", err)

@@ -31,9 +31,7 @@ func runEmbed(args []string) error {
 	stats := fs.Bool("stats", false, "print texts, tokens, time and tokens/s of the embedding step to stderr")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(os.Stderr)
-			fmt.Fprintln(os.Stderr, "usage: embedd embed --model PATH [--threads N] [--normalize] [--max-tokens N] [TEXT...]")
-			fs.PrintDefaults()
+			printFlagHelp(os.Stderr, fs, "usage: embedd embed --model PATH [--threads N] [--normalize] [--max-tokens N] [TEXT...]")
 			return nil
 		}
 		return usagef("%v", err)

@@ -4,6 +4,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -34,6 +35,13 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// printFlagHelp answers a command's -h: its usage text, then its flags.
+func printFlagHelp(w io.Writer, fs *flag.FlagSet, usage string) {
+	fmt.Fprintln(w, usage)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
 
 func init() {
 	register("help", "show the subcommands", func(args []string) error {
@@ -83,12 +91,11 @@ func run(args []string) int {
 		return 2
 	}
 	if err := cmd.run(args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "embedd %s: %v\n", name, err)
 		var ue *usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(os.Stderr, "embedd %s: %v\n", name, err)
 			return 2
 		}
-		fmt.Fprintf(os.Stderr, "embedd %s: %v\n", name, err)
 		return 1
 	}
 	return 0

@@ -44,9 +44,7 @@ func pull(ctx context.Context, args []string, lookup hub.LookupEnv, stdout, stde
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprintln(stderr, pullUsage)
-				fs.SetOutput(stderr)
-				fs.PrintDefaults()
+				printFlagHelp(stderr, fs, pullUsage)
 				return nil
 			}
 			return usagef("%v\n%s", err, pullUsage)

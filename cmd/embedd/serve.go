@@ -116,7 +116,7 @@ func runServe(args []string) error {
 	threads := cfg.EffectiveThreads()
 	pool, err := bindings.NewPool(threads)
 	if err != nil {
-		return fmt.Errorf("serve: thread pool: %w", err)
+		return fmt.Errorf("thread pool: %w", err)
 	}
 	defer pool.Close()
 	met := metrics.New(version, bindings.ActiveSIMD())
@@ -127,7 +127,7 @@ func runServe(args []string) error {
 		QueueLength:    cfg.Batching.QueueLength,
 	}, met)
 	if err != nil {
-		return fmt.Errorf("serve: %w", err)
+		return err
 	}
 	reg := registry.New(cfg, engine.Loader(pool), sched, met)
 
@@ -154,7 +154,7 @@ func runServe(args []string) error {
 
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
-		return fmt.Errorf("serve: listen on %s: %w", cfg.Addr(), err)
+		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
 	}
 	srv := &http.Server{
 		Handler:           api.Handler(),
@@ -182,12 +182,12 @@ loop:
 		select {
 		case err := <-preloadErr:
 			if err != nil {
-				exitErr = fmt.Errorf("serve: preloading models: %w", err)
+				exitErr = fmt.Errorf("preloading models: %w", err)
 				break loop
 			}
 			slog.Info("ready", "models", reg.Names())
 		case err := <-serveErr:
-			exitErr = fmt.Errorf("serve: %w", err)
+			exitErr = fmt.Errorf("http server: %w", err)
 			break loop
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
@@ -210,7 +210,7 @@ loop:
 	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		slog.Error("shutdown did not finish in time", "err", err)
 		if exitErr == nil {
-			exitErr = fmt.Errorf("serve: shutdown: %w", err)
+			exitErr = fmt.Errorf("shutdown: %w", err)
 		}
 	}
 	sched.Stop()

@@ -18,18 +18,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// buildServeBinary builds this command into a temp dir (the test runs the real binary as a subprocess).
-func buildServeBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "embedd")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+	"github.com/embedd-dev/embedd/internal/testmodel"
+)
 
 func serveFreePort(t *testing.T) int {
 	t.Helper()
@@ -43,7 +34,7 @@ func serveFreePort(t *testing.T) int {
 
 func writeServeTestConfig(t *testing.T, dir, aliases string) string {
 	t.Helper()
-	model, err := filepath.Abs("../../models/all-MiniLM-L6-v2-Q4_K_M.gguf")
+	model, err := testmodel.RealModelPath()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +67,7 @@ func serveAcceptedCount(base string) int {
 // The built binary reloads on SIGHUP, and on SIGTERM during load it stops accepting, completes every
 // accepted request and exits 0.
 func TestServeSignals(t *testing.T) {
-	bin := buildServeBinary(t)
+	bin := buildBinary(t)
 	dir := t.TempDir()
 	cfgPath := writeServeTestConfig(t, dir, `"minilm"`)
 	port := serveFreePort(t)

@@ -11,6 +11,7 @@ import (
 	"github.com/embedd-dev/embedd/config"
 	"github.com/embedd-dev/embedd/model"
 	"github.com/embedd-dev/embedd/registry"
+	"github.com/embedd-dev/embedd/tokenizer"
 )
 
 // Loader returns a registry.Loader that loads models onto pool. The scheduler runs one batch at a
@@ -34,14 +35,13 @@ func Loader(pool *bindings.Pool) registry.Loader {
 			return nil, fmt.Errorf("load %s: %w", spec.ID, err)
 		}
 		a := &adapter{m: m}
-		// The tokenizer's encoding of the empty text is exactly [CLS] [SEP]: reading the special ids
-		// from it keeps them the model's own whatever its vocabulary.
-		enc := m.Tokenizer().Encode("")
-		if len(enc.IDs) != 2 {
+		// Raw token-id inputs are framed with the model's own [CLS] and [SEP], whatever its vocabulary.
+		sp := m.Tokenizer().Specials()
+		if sp.CLS < 0 || sp.SEP < 0 {
 			_ = m.Close()
-			return nil, fmt.Errorf("load %s: the tokenizer encodes the empty text as %d tokens, want [CLS] [SEP]", spec.ID, len(enc.IDs))
+			return nil, fmt.Errorf("load %s: the tokenizer has no [CLS] or [SEP] token (ids %d, %d)", spec.ID, sp.CLS, sp.SEP)
 		}
-		a.cls, a.sep = enc.IDs[0], enc.IDs[1]
+		a.cls, a.sep = sp.CLS, sp.SEP
 		info := m.Info()
 		a.info = registry.Info{
 			Dim: info.Dim, Vocab: info.Vocab, MaxTokens: info.MaxTokens, Layers: info.Layers,
@@ -63,7 +63,11 @@ func (a *adapter) Info() registry.Info { return a.info }
 func (a *adapter) SpecialTokens() (cls, sep int32) { return a.cls, a.sep }
 
 func (a *adapter) Encode(text string) registry.Encoding {
-	enc := a.m.Tokenizer().Encode(text)
+	return encoding(a.m.Tokenizer().Encode(text))
+}
+
+// encoding is the registry's form of a tokenizer encoding.
+func encoding(enc tokenizer.Encoding) registry.Encoding {
 	return registry.Encoding{
 		Input:     batcher.Input{IDs: enc.IDs, TypeIDs: enc.TypeIDs},
 		Truncated: enc.Truncated,
@@ -83,11 +87,7 @@ func (a *adapter) Close() error { return a.m.Close() }
 // EncodePair tokenizes a cross-encoder pair: [CLS] query [SEP] document [SEP], token types 0 then
 // 1, the document truncated first (httpapi uses it for rerank models).
 func (a *adapter) EncodePair(query, document string) registry.Encoding {
-	enc := a.m.EncodePair(query, document)
-	return registry.Encoding{
-		Input:     batcher.Input{IDs: enc.IDs, TypeIDs: enc.TypeIDs},
-		Truncated: enc.Truncated,
-	}
+	return encoding(a.m.EncodePair(query, document))
 }
 
 // Score turns one pair's logits into its relevance score (see model.Score).
