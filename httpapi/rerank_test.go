@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -59,58 +58,23 @@ func rsModelFiles(t testing.TB) *rsModels {
 		rank2 := rank
 		rank2.Labels, rank2.Seed = []string{"irrelevant", "relevant"}, 12
 		splade := base
-		splade.Pooling, splade.Head, splade.Seed = 1, testmodel.HeadSplade, 13
+		splade.Pooling, splade.Head, splade.Seed, splade.SpladeBias = 1, testmodel.HeadSplade, 13, -3
 		rsFiles.ranker = filepath.Join(dir, "ranker.gguf")
 		rsFiles.ranker2 = filepath.Join(dir, "ranker2.gguf")
 		rsFiles.splade = filepath.Join(dir, "splade.gguf")
 		for _, w := range []struct {
 			path string
 			cfg  testmodel.Config
-		}{{rsFiles.ranker, rank}, {rsFiles.ranker2, rank2}, {rsFiles.splade + ".dense", splade}} {
+		}{{rsFiles.ranker, rank}, {rsFiles.ranker2, rank2}, {rsFiles.splade, splade}} {
 			if rsFiles.err = testmodel.Write(w.path, w.cfg); rsFiles.err != nil {
 				return
 			}
 		}
-		rsFiles.err = lowerSpladeBias(rsFiles.splade+".dense", rsFiles.splade, -3)
 	})
 	if rsFiles.err != nil {
 		t.Fatalf("synthetic models: %v", rsFiles.err)
 	}
 	return &rsFiles
-}
-
-// lowerSpladeBias copies a SPLADE model with mlm.bias lowered by shift, so that as in trained
-// SPLADE models only a few hundred vocabulary entries of a text are non-zero.
-func lowerSpladeBias(src, dst string, shift float32) error {
-	f, err := gguf.Open(src)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	w := gguf.NewWriter()
-	for _, kv := range f.KVs {
-		w.Set(kv.Key, kv.Value)
-	}
-	for _, ti := range f.Tensors {
-		data, err := f.TensorData(ti.Name)
-		if err != nil {
-			return err
-		}
-		if ti.Name == "mlm.bias" {
-			if ti.Type != gguf.TypeF32 {
-				return fmt.Errorf("mlm.bias is %s, want F32", ti.Type)
-			}
-			data = append([]byte(nil), data...)
-			for k := 0; k+4 <= len(data); k += 4 {
-				v := math.Float32frombits(binary.LittleEndian.Uint32(data[k:]))
-				binary.LittleEndian.PutUint32(data[k:], math.Float32bits(v+shift))
-			}
-		}
-		if err := w.AddTensor(ti.Name, ti.Type, ti.Dims, data); err != nil {
-			return err
-		}
-	}
-	return w.WriteFile(dst)
 }
 
 // rsServer is the full stack (config, metrics, scheduler, registry, HTTP API) serving a dense

@@ -1,9 +1,7 @@
 package model
 
 import (
-	"encoding/binary"
 	"math"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -87,9 +85,9 @@ func TestEmbedSparseMatchesReference(t *testing.T) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			path := sparsen(t, writeRealVocabModel(t, testmodel.Config{Embd: tc.sh.embd, Heads: tc.sh.heads, FF: tc.sh.ff,
+			path := writeRealVocabModel(t, testmodel.Config{Embd: tc.sh.embd, Heads: tc.sh.heads, FF: tc.sh.ff,
 				Layers: 2, Context: 64, WeightType: tc.typ, Pooling: 1, Head: testmodel.HeadSplade,
-				TieDecoder: tc.tied, Seed: uint64(90 + i)}), tc.shift)
+				TieDecoder: tc.tied, Seed: uint64(90 + i), SpladeBias: tc.shift})
 			ref := loadReference(t, path)
 			m := mustLoad(t, path, Options{Kind: KindSparse, Threads: 2})
 			got, err := m.EmbedSparse(sparseTexts, SparseOptions{})
@@ -152,8 +150,8 @@ func TestEmbedSparseMatchesReference(t *testing.T) {
 // TestEmbedSparseQuantized measures the default int8 path of a Q8_0 SPLADE model against the
 // reference; its tolerance is the measured error with margin.
 func TestEmbedSparseQuantized(t *testing.T) {
-	path := sparsen(t, writeRealVocabModel(t, testmodel.Config{Embd: blockShape.embd, Heads: blockShape.heads, FF: blockShape.ff,
-		Layers: 2, WeightType: gguf.TypeQ8_0, Pooling: 1, Head: testmodel.HeadSplade, Seed: 95}), -3)
+	path := writeRealVocabModel(t, testmodel.Config{Embd: blockShape.embd, Heads: blockShape.heads, FF: blockShape.ff,
+		Layers: 2, WeightType: gguf.TypeQ8_0, Pooling: 1, Head: testmodel.HeadSplade, Seed: 95, SpladeBias: -3})
 	ref := loadReference(t, path)
 	m := mustLoad(t, path, Options{Kind: KindSparse, Threads: 2})
 	got, err := m.EmbedSparse(sparseTexts[:2], SparseOptions{})
@@ -227,46 +225,6 @@ func slicesDense(v SparseVector, n int) []float32 {
 	out := make([]float32, n)
 	for k, idx := range v.Indices {
 		out[idx] = v.Values[k]
-	}
-	return out
-}
-
-// sparsen rewrites the SPLADE model at path with mlm.bias lowered by shift and returns the new
-// file's path: as in trained SPLADE models, only a small fraction of the vocabulary then gets a
-// positive logit (with the synthetic defaults, about half does).
-func sparsen(t *testing.T, path string, shift float32) string {
-	t.Helper()
-	f, err := gguf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := gguf.NewWriter()
-	for _, kv := range f.KVs {
-		w.Set(kv.Key, kv.Value)
-	}
-	for _, ti := range f.Tensors {
-		data, err := f.TensorData(ti.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ti.Name == "mlm.bias" {
-			if ti.Type != gguf.TypeF32 {
-				t.Fatalf("mlm.bias is %s, want F32", ti.Type)
-			}
-			data = append([]byte(nil), data...)
-			for k := 0; k+4 <= len(data); k += 4 {
-				v := math.Float32frombits(binary.LittleEndian.Uint32(data[k:]))
-				binary.LittleEndian.PutUint32(data[k:], math.Float32bits(v+shift))
-			}
-		}
-		if err := w.AddTensor(ti.Name, ti.Type, ti.Dims, data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	out := filepath.Join(t.TempDir(), "sparse.gguf")
-	if err := w.WriteFile(out); err != nil {
-		t.Fatal(err)
 	}
 	return out
 }

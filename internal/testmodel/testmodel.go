@@ -49,6 +49,9 @@ type Config struct {
 	Head       Head    // default HeadEmbed
 	Labels     []string
 	TieDecoder bool // SPLADE: omit mlm.decoder.weight (tied to token_embd)
+	// SpladeBias shifts the mean of mlm.bias (normal, mean -0.5, std 0.5): a negative shift leaves only
+	// a few hundred vocabulary entries non-zero, as in trained SPLADE models.
+	SpladeBias float32
 	NoPooler   bool // rank: omit cls.weight/cls.bias
 	FileType   int  // general.file_type when > 0
 	Seed       uint64
@@ -290,7 +293,9 @@ func writeFile(path string, cfg Config) error {
 				}
 				return g.add("mlm.decoder.weight", wt, []uint64{E, V}, 0, 1/math.Sqrt(float64(E)))
 			},
-			func() error { return g.add("mlm.bias", gguf.TypeF32, []uint64{V}, -0.5, 0.5) },
+			func() error {
+				return g.add("mlm.bias", gguf.TypeF32, []uint64{V}, -0.5+float64(cfg.SpladeBias), 0.5)
+			},
 		)
 	default:
 		return fmt.Errorf("unknown head %q", cfg.Head)
