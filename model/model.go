@@ -240,13 +240,27 @@ func load(f *gguf.File, opts Options) (*Model, error) {
 	if maxTokens < 2 {
 		return nil, fmt.Errorf("%s: max tokens %d leaves no room for [CLS] and [SEP]", f.Path, maxTokens)
 	}
-	tok, err := tokenizer.FromGGUF(f, maxTokens)
-	if err != nil {
-		return nil, fmt.Errorf("%s: tokenizer: %w", f.Path, err)
+	// The tokenizer is built on another goroutine while the C core copies and packs the weights:
+	// both only read the file, and together they are most of the load time. Every return below
+	// waits for it first (the caller closes the file after load returns).
+	type tokenizerResult struct {
+		tok *tokenizer.WordPiece
+		err error
 	}
-	if tok.VocabSize() != hp.Vocab {
-		return nil, fmt.Errorf("%s: tokenizer has %d tokens but token_embd.weight has %d rows", f.Path, tok.VocabSize(), hp.Vocab)
+	tokDone := make(chan tokenizerResult, 1)
+	go func() {
+		t, err := tokenizer.FromGGUF(f, maxTokens)
+		tokDone <- tokenizerResult{t, err}
+	}()
+	var tokRes *tokenizerResult
+	waitTokenizer := func() tokenizerResult {
+		if tokRes == nil {
+			r := <-tokDone
+			tokRes = &r
+		}
+		return *tokRes
 	}
+	defer waitTokenizer()
 
 	tensors := make([]bindings.Tensor, 0, len(f.Tensors))
 	elems := map[gguf.Type]int64{}
@@ -274,6 +288,16 @@ func load(f *gguf.File, opts Options) (*Model, error) {
 	bm, err := bindings.LoadModel(hp, tensors)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Path, err)
+	}
+	tr := waitTokenizer()
+	if tr.err != nil {
+		bm.Close()
+		return nil, fmt.Errorf("%s: tokenizer: %w", f.Path, tr.err)
+	}
+	tok := tr.tok
+	if tok.VocabSize() != hp.Vocab {
+		bm.Close()
+		return nil, fmt.Errorf("%s: tokenizer has %d tokens but token_embd.weight has %d rows", f.Path, tok.VocabSize(), hp.Vocab)
 	}
 	ctx, err := bindings.NewContext(bm)
 	if err != nil {

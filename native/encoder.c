@@ -22,16 +22,30 @@
 /* Query rows of one attention score block: scores scratch is ATTN_Q_CHUNK x seq_len per worker,
    never seq_len x seq_len. */
 #define ATTN_Q_CHUNK 64
+/* Tokens per FFN step (up, GELU, down): 288 x 1536 floats is 1.8 MB, cache-resident between the
+   steps; a multiple of the matmul's row block (EMB_MC = 96). Any value gives the same results. */
+#define FFN_CHUNK 288
 /* Tokens per SPLADE decoder step: logits scratch is SPLADE_CHUNK x n_vocab. */
 #define SPLADE_CHUNK 64
 
+/* Most tokens of one pass through the layers: a batch is run as consecutive groups of whole
+   sequences of at most this many tokens (a longer sequence alone). The per-layer scratch (work,
+   mm_scratch) is then bounded by max(ENC_CHUNK, longest sequence) rows instead of growing with
+   the batch, and each group's activations stay in cache between the steps of a layer. */
+#define ENC_CHUNK 384
+
 struct emb_ctx {
     const emb_model *m;
-    int64_t cap_tokens;  /* token rows the buffers below hold */
+    int64_t cap_tokens;  /* token rows of hidden, pos, seq_of, seq_off, head_x */
+    int64_t cap_rows;    /* rows of work and mm_scratch (one group of sequences) */
     float *hidden;       /* [T][E] */
-    float *qkv;          /* [T][3E] */
-    float *attn;         /* [T][E] */
-    float *ff;           /* [T][F] */
+    /* qkv, attn and ff share one allocation, `work`: qkv [T][3E] at its start and attn [T][E] after
+       it are live from the QKV product to the output projection, ff [T][F] (also at the start) from
+       the FFN up product to the down product, so they never overlap in time (40% less scratch). */
+    float *work;         /* [R][max(F, 4E)], R = cap_rows */
+    float *qkv;          /* [R][3E], in work */
+    float *attn;         /* [R][E], in work after qkv */
+    float *ff;           /* [R][F], in work */
     int32_t *pos;        /* [T] position of each token in its sequence */
     int32_t *seq_of;     /* [T] sequence of each token */
     int64_t *seq_off;    /* [T + 1] first token of each sequence */
@@ -73,28 +87,32 @@ emb_ctx *emb_ctx_create(const emb_model *m, char *err, size_t err_len) {
     return c;
 }
 
+static void free_row_buffers(emb_ctx *c) {
+    free(c->work);
+    free(c->mm_scratch);
+    c->work = c->qkv = c->attn = c->ff = NULL;
+    c->mm_scratch = NULL;
+    c->mm_scratch_bytes = 0;
+    c->cap_rows = 0;
+}
+
 static void free_token_buffers(emb_ctx *c) {
     free(c->hidden);
-    free(c->qkv);
-    free(c->attn);
-    free(c->ff);
     free(c->pos);
     free(c->seq_of);
     free(c->seq_off);
     free(c->head_x);
     free(c->logits);
-    free(c->mm_scratch);
-    c->hidden = c->qkv = c->attn = c->ff = c->head_x = c->logits = NULL;
+    c->hidden = c->head_x = c->logits = NULL;
     c->pos = c->seq_of = NULL;
     c->seq_off = NULL;
-    c->mm_scratch = NULL;
-    c->mm_scratch_bytes = 0;
     c->cap_tokens = 0;
 }
 
 void emb_ctx_free(emb_ctx *c) {
     if (!c) return;
     free_token_buffers(c);
+    free_row_buffers(c);
     free(c->scores);
     free(c);
 }
@@ -121,22 +139,49 @@ static size_t model_scratch_bytes(const emb_model *m, int64_t M) {
     return s;
 }
 
-/* Grows the scratch to hold T tokens, sequences up to max_len and nth workers. Allocates nothing
-   when the batch fits what an earlier batch needed. */
-static int ctx_reserve(emb_ctx *c, int64_t T, int64_t max_len, int64_t nth, char *err,
+/* Rows of the per-layer scratch for a batch of T tokens, n_seqs sequences, the longest max_len:
+   one group of sequences (see ENC_CHUNK); the rank head also runs its products over n_seqs rows. */
+static int64_t rows_needed(const emb_model *m, int64_t T, int64_t n_seqs, int64_t max_len) {
+    int64_t R = max_len > ENC_CHUNK ? max_len : ENC_CHUNK;
+    if (R > T) R = T;
+    if (m->hp.head == EMB_HEAD_RANK && n_seqs > R) R = n_seqs;
+    return R;
+}
+
+/* Grows the scratch to hold T tokens, R rows per group, sequences up to max_len and nth workers.
+   Allocates nothing when the batch fits what an earlier batch needed. */
+static int ctx_reserve(emb_ctx *c, int64_t T, int64_t R, int64_t max_len, int64_t nth, char *err,
                        size_t err_len) {
     const emb_model *m = c->m;
     const int64_t E = m->hp.n_embd, F = m->hp.n_ff, V = m->hp.n_vocab;
+    if (R > c->cap_rows) {
+        free_row_buffers(c);
+        const int64_t work_row = F > 4 * E ? F : 4 * E;
+        c->work = alloc_aligned(R * work_row, sizeof(float));
+        c->qkv = c->ff = c->work;
+        c->attn = c->work ? c->work + R * 3 * E : NULL;
+        int ok = c->work != NULL;
+        const size_t mm = model_scratch_bytes(m, R);
+        if (ok && mm > 0) {
+            c->mm_scratch = alloc_aligned((int64_t)((mm + 63) / 64), 64);
+            ok = mm != SIZE_MAX && c->mm_scratch != NULL;
+        }
+        if (!ok) {
+            free_row_buffers(c);
+            set_err(err, err_len, "emb_encode: out of memory for %lld rows of layer scratch",
+                    (long long)R);
+            return -1;
+        }
+        c->mm_scratch_bytes = mm;
+        c->cap_rows = R;
+    }
     if (T > c->cap_tokens) {
         free_token_buffers(c);
         c->hidden = alloc_aligned(T * E, sizeof(float));
-        c->qkv = alloc_aligned(T * 3 * E, sizeof(float));
-        c->attn = alloc_aligned(T * E, sizeof(float));
-        c->ff = alloc_aligned(T * F, sizeof(float));
         c->pos = alloc_aligned(T, sizeof(int32_t));
         c->seq_of = alloc_aligned(T, sizeof(int32_t));
         c->seq_off = alloc_aligned(T + 1, sizeof(int64_t));
-        int ok = c->hidden && c->qkv && c->attn && c->ff && c->pos && c->seq_of && c->seq_off;
+        int ok = c->hidden && c->pos && c->seq_of && c->seq_off;
         if (m->hp.head == EMB_HEAD_SPLADE) {
             c->head_x = alloc_aligned(SPLADE_CHUNK * E, sizeof(float));
             c->logits = alloc_aligned(SPLADE_CHUNK * V, sizeof(float));
@@ -145,18 +190,12 @@ static int ctx_reserve(emb_ctx *c, int64_t T, int64_t max_len, int64_t nth, char
             c->head_x = alloc_aligned(T * E, sizeof(float));
             ok = ok && c->head_x;
         }
-        const size_t mm = model_scratch_bytes(m, T);
-        if (ok && mm > 0) {
-            c->mm_scratch = alloc_aligned((int64_t)((mm + 63) / 64), 64);
-            ok = mm != SIZE_MAX && c->mm_scratch != NULL;
-        }
         if (!ok) {
             free_token_buffers(c);
             set_err(err, err_len, "emb_encode: out of memory for a batch of %lld tokens",
                     (long long)T);
             return -1;
         }
-        c->mm_scratch_bytes = mm;
         c->cap_tokens = T;
     }
     if (max_len > c->cap_len || nth > c->cap_workers) {
@@ -294,8 +333,9 @@ static void layernorm_rows(emb_pool *p, float *x, const float *g, const float *b
 typedef struct {
     const float *qkv; /* [T][3E] */
     float *out;       /* [T][E] */
-    const int64_t *seq_off;
-    int64_t n_units; /* n_seqs * n_head */
+    const int64_t *seq_off; /* the group's first sequence; offsets relative to base */
+    int64_t base;
+    int64_t n_units; /* sequences of the group * n_head */
     int64_t n_head, hd, E;
     float scale;
     float *scores;
@@ -314,7 +354,7 @@ static void run_attention(void *arg, int ith, int nth) {
         const int64_t u = atomic_fetch_add(&a->next, 1);
         if (u >= a->n_units) break;
         const int64_t s = u / a->n_head, h = u % a->n_head;
-        const int64_t off = a->seq_off[s], L = a->seq_off[s + 1] - off;
+        const int64_t off = a->seq_off[s] - a->base, L = a->seq_off[s + 1] - a->seq_off[s];
         const float *K = a->qkv + off * ld + a->E + h * a->hd;
         const float *V = a->qkv + off * ld + 2 * a->E + h * a->hd;
         for (int64_t q0 = 0; q0 < L; q0 += ATTN_Q_CHUNK) {
@@ -439,6 +479,45 @@ static void head_splade(emb_ctx *c, emb_pool *p, const emb_batch *b, int64_t T, 
 
 /* ---- emb_encode ---------------------------------------------------------------------------- */
 
+/* Every layer over sequences [s0, s1): rows seq_off[s0] .. seq_off[s1] of hidden, which must fit
+   cap_rows (ctx_reserve made sure). */
+static void run_layers(emb_ctx *c, emb_pool *p, int32_t s0, int32_t s1) {
+    const emb_model *m = c->m;
+    const int64_t E = m->hp.n_embd, H = m->hp.n_head;
+    const int64_t t0 = c->seq_off[s0], R = c->seq_off[s1] - t0;
+    float *hid = c->hidden + t0 * E;
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        const emb_layer *L = &m->layers[il];
+        emb_matmul(p, &L->qkv, hid, R, c->qkv, NULL, EMB_EPI_NONE, c->mm_scratch);
+        attn_task at = {.qkv = c->qkv,
+                        .out = c->attn,
+                        .seq_off = c->seq_off + s0,
+                        .base = t0,
+                        .n_units = (int64_t)(s1 - s0) * H,
+                        .n_head = H,
+                        .hd = E / H,
+                        .E = E,
+                        .scale = 1.0f / sqrtf((float)(E / H)),
+                        .scores = c->scores,
+                        .scores_stride = ATTN_Q_CHUNK * c->cap_len};
+        atomic_init(&at.next, 0);
+        emb_pool_run(p, run_attention, &at);
+        /* hidden = hidden + attn Wo^T + bo, then LayerNorm */
+        emb_matmul(p, &L->out, c->attn, R, hid, hid, EMB_EPI_NONE, c->mm_scratch);
+        layernorm_rows(p, hid, L->attn_norm_g, L->attn_norm_b, R, E, m->hp.norm_eps);
+        /* The FFN in token chunks: each chunk's [rows][F] activations are written, quantised and
+           read back while still in cache. Rows are independent: any chunking gives the same
+           results. */
+        for (int64_t f0 = 0; f0 < R; f0 += FFN_CHUNK) {
+            const int64_t rows = R - f0 < FFN_CHUNK ? R - f0 : FFN_CHUNK;
+            float *h = hid + f0 * E;
+            emb_matmul(p, &L->up, h, rows, c->ff, NULL, EMB_EPI_GELU, c->mm_scratch);
+            emb_matmul(p, &L->down, c->ff, rows, h, h, EMB_EPI_NONE, c->mm_scratch);
+        }
+        layernorm_rows(p, hid, L->out_norm_g, L->out_norm_b, R, E, m->hp.norm_eps);
+    }
+}
+
 int emb_encode(emb_ctx *c, emb_pool *p, const emb_batch *b, float *out, int64_t out_len, char *err,
                size_t err_len) {
     if (!c || !c->m) {
@@ -465,9 +544,9 @@ int emb_encode(emb_ctx *c, emb_pool *p, const emb_batch *b, float *out, int64_t 
         return -1;
     }
     const int64_t nth = p ? emb_pool_threads(p) : 1;
-    if (ctx_reserve(c, T, max_len, nth, err, err_len) != 0) return -1;
+    if (ctx_reserve(c, T, rows_needed(m, T, b->n_seqs, max_len), max_len, nth, err, err_len) != 0)
+        return -1;
 
-    const int64_t E = m->hp.n_embd, H = m->hp.n_head;
     int64_t t = 0;
     c->seq_off[0] = 0;
     for (int32_t s = 0; s < b->n_seqs; s++) {
@@ -481,27 +560,11 @@ int emb_encode(emb_ctx *c, emb_pool *p, const emb_batch *b, float *out, int64_t 
     embed_task et = {m, b, c->pos, tr->to_float, c->hidden, T};
     emb_pool_run(p, run_embed, &et);
 
-    for (int il = 0; il < m->hp.n_layer; il++) {
-        const emb_layer *L = &m->layers[il];
-        emb_matmul(p, &L->qkv, c->hidden, T, c->qkv, NULL, EMB_EPI_NONE, c->mm_scratch);
-        attn_task at = {.qkv = c->qkv,
-                        .out = c->attn,
-                        .seq_off = c->seq_off,
-                        .n_units = (int64_t)b->n_seqs * H,
-                        .n_head = H,
-                        .hd = E / H,
-                        .E = E,
-                        .scale = 1.0f / sqrtf((float)(E / H)),
-                        .scores = c->scores,
-                        .scores_stride = ATTN_Q_CHUNK * c->cap_len};
-        atomic_init(&at.next, 0);
-        emb_pool_run(p, run_attention, &at);
-        /* hidden = hidden + attn Wo^T + bo, then LayerNorm */
-        emb_matmul(p, &L->out, c->attn, T, c->hidden, c->hidden, EMB_EPI_NONE, c->mm_scratch);
-        layernorm_rows(p, c->hidden, L->attn_norm_g, L->attn_norm_b, T, E, m->hp.norm_eps);
-        emb_matmul(p, &L->up, c->hidden, T, c->ff, NULL, EMB_EPI_GELU, c->mm_scratch);
-        emb_matmul(p, &L->down, c->ff, T, c->hidden, c->hidden, EMB_EPI_NONE, c->mm_scratch);
-        layernorm_rows(p, c->hidden, L->out_norm_g, L->out_norm_b, T, E, m->hp.norm_eps);
+    for (int32_t s0 = 0; s0 < b->n_seqs;) {
+        int32_t s1 = s0 + 1;
+        while (s1 < b->n_seqs && c->seq_off[s1 + 1] - c->seq_off[s0] <= ENC_CHUNK) s1++;
+        run_layers(c, p, s0, s1);
+        s0 = s1;
     }
 
     switch (m->hp.head) {

@@ -11,12 +11,16 @@
  * integer sums are exact and the float steps are the same, every level computes the scalar
  * reference's numbers.
  */
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#endif
 
 #include "gemm.h"
 #include "gemm_impl.h"
@@ -55,11 +59,80 @@ int32_t emb_matrix_kind_for(int32_t type, int32_t weight_mode) {
 
 void emb_matrix_free(emb_matrix *m) {
     if (!m) return;
-    free(m->data);
-    free(m->scale);
-    free(m->rsum);
-    free(m->bias);
+    if (!m->in_arena) {
+        free(m->data);
+        free(m->scale);
+        free(m->rsum);
+        free(m->bias);
+    }
     memset(m, 0, sizeof *m);
+}
+
+/* ---- Arena ------------------------------------------------------------------------------------ */
+
+#define EMB_HUGE_PAGE ((size_t)2 << 20)
+
+int emb_arena_init(emb_arena *a, size_t cap) {
+    memset(a, 0, sizeof *a);
+#if defined(__unix__) || defined(__APPLE__)
+    if (cap == 0 || cap > SIZE_MAX / 2 - 2 * EMB_HUGE_PAGE) return -1;
+    cap = (cap + EMB_HUGE_PAGE - 1) & ~(EMB_HUGE_PAGE - 1);
+    size_t len = cap + EMB_HUGE_PAGE; /* room to align the start to a huge page */
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+#ifdef MAP_NORESERVE
+    flags |= MAP_NORESERVE;
+#endif
+    void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, -1, 0);
+    if (map == MAP_FAILED) return -1;
+    uintptr_t start = ((uintptr_t)map + EMB_HUGE_PAGE - 1) & ~(uintptr_t)(EMB_HUGE_PAGE - 1);
+    a->map = map;
+    a->map_len = len;
+    a->base = (uint8_t *)start;
+    a->cap = cap;
+#ifdef MADV_HUGEPAGE
+    madvise(a->base, a->cap, MADV_HUGEPAGE); /* advice only: without THP we get 4 KB pages */
+#endif
+    return 0;
+#else
+    (void)cap;
+    return -1;
+#endif
+}
+
+void *emb_arena_alloc(emb_arena *a, int64_t bytes) {
+    if (!a || !a->base || bytes < 0) return NULL;
+    size_t b = ((size_t)bytes + 63) & ~(size_t)63;
+    if ((uint64_t)bytes > SIZE_MAX - 64 || b > a->cap - a->used) return NULL;
+    void *p = a->base + a->used;
+    a->used += b;
+    return p;
+}
+
+void emb_arena_trim(emb_arena *a) {
+#if defined(__unix__) || defined(__APPLE__)
+    if (!a || !a->base) return;
+    size_t keep = (a->used + EMB_HUGE_PAGE - 1) & ~(EMB_HUGE_PAGE - 1);
+    if (keep == 0) keep = EMB_HUGE_PAGE;
+    uint8_t *map_end = (uint8_t *)a->map + a->map_len;
+    if (a->base + keep < map_end && munmap(a->base + keep, (size_t)(map_end - (a->base + keep))) == 0) {
+        a->map_len = (size_t)(a->base + keep - (uint8_t *)a->map);
+        a->cap = keep;
+    }
+#else
+    (void)a;
+#endif
+}
+
+int emb_arena_owns(const emb_arena *a, const void *p) {
+    return a && a->base && (const uint8_t *)p >= a->base && (const uint8_t *)p < a->base + a->cap;
+}
+
+void emb_arena_free(emb_arena *a) {
+    if (!a) return;
+#if defined(__unix__) || defined(__APPLE__)
+    if (a->map) munmap(a->map, a->map_len);
+#endif
+    memset(a, 0, sizeof *a);
 }
 
 /* Rounds like the SIMD conversions (current rounding mode: nearest even) and clamps to +-127. */
@@ -84,100 +157,181 @@ void emb_quant_row_scalar(const float *x, int64_t k, int64_t lda, uint8_t *q, fl
     for (int64_t i = k; i < lda; i++) q[i] = (uint8_t)off;
 }
 
-/* The integers and scale of one 32-block of a symmetric GGUF type, if w (its dequantised values)
-   is exactly q * d with |q| <= 127: Q8_0, Q5_0 and Q4_0 blocks store d first and dequantise to
-   q * d. Returns 0 if the block is not representable so (e.g. a Q8_0 value of -128). */
-static int block_exact(int32_t type, const uint8_t *blk, const float *w, int8_t *q, float *d_out) {
-    if (type != EMB_TYPE_Q8_0 && type != EMB_TYPE_Q5_0 && type != EMB_TYPE_Q4_0) return 0;
+/* quant_i8 for |v| <= 127 (plus rounding) in a form compilers vectorise: adding and subtracting
+   1.5 * 2^23 rounds to nearest even exactly as lrintf does in the default rounding mode. */
+static inline int8_t requant_i8(float v) {
+    float r = (v + 12582912.0f) - 12582912.0f;
+    r = r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r;
+    return (int8_t)(int)r;
+}
+
+/* The integers and scale of one 32-block of a symmetric GGUF type, read from the block itself:
+   Q8_0, Q5_0 and Q4_0 blocks store d first and dequantise to exactly q * d (an int of at most 8
+   bits times an fp16 is exact in float). Returns 0 if the block is not representable with
+   |q| <= 127 and a finite d (a Q8_0 value of -128, an inf/NaN scale): the caller requantises. */
+static int block_exact(int32_t type, const uint8_t *blk, int8_t *q, float *d_out) {
     emb_fp16 dh;
     memcpy(&dh, blk, sizeof dh);
     float d = emb_fp16_to_fp32(dh);
     if (!isfinite(d)) return 0;
-    for (int i = 0; i < EMB_QB; i++) {
-        float qi = d != 0.0f ? rintf(w[i] / d) : 0.0f;
-        if (!(fabsf(qi) <= 127.0f) || qi * d != w[i]) return 0;
-        q[i] = (int8_t)qi;
+    switch (type) {
+    case EMB_TYPE_Q8_0: {
+        const int8_t *qs = (const int8_t *)(blk + sizeof(emb_fp16));
+        for (int i = 0; i < EMB_QB; i++) {
+            if (qs[i] == -128) return 0;
+            q[i] = qs[i];
+        }
+        break;
     }
+    case EMB_TYPE_Q4_0: {
+        const uint8_t *qs = blk + sizeof(emb_fp16);
+        for (int j = 0; j < EMB_QB / 2; j++) {
+            q[j] = (int8_t)((qs[j] & 0x0f) - 8);
+            q[j + 16] = (int8_t)((qs[j] >> 4) - 8);
+        }
+        break;
+    }
+    case EMB_TYPE_Q5_0: {
+        uint32_t qh;
+        memcpy(&qh, blk + sizeof(emb_fp16), 4);
+        const uint8_t *qs = blk + sizeof(emb_fp16) + 4;
+        for (int j = 0; j < EMB_QB / 2; j++) {
+            q[j] = (int8_t)(((qs[j] & 0x0f) | (int)(((qh >> j) & 1u) << 4)) - 16);
+            q[j + 16] = (int8_t)(((qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4)) - 16);
+        }
+        break;
+    }
+    default:
+        return 0;
+    }
+    /* A zero scale makes every weight zero: store zero integers so the block's sum is 0 too. */
+    if (d == 0.0f) memset(q, 0, EMB_QB);
     *d_out = d;
     return 1;
 }
 
+/* Buffer sizes of a packed matrix. */
+typedef struct {
+    int64_t data, scale, rsum, bias;
+} mat_sizes;
+
+static int sizes_for(int32_t kind, int64_t n, int64_t k, int64_t gguf_bytes, int has_bias, mat_sizes *s) {
+    int64_t npad = emb_panels(n) * EMB_PANEL, kp = emb_i8_kp(k), nb = emb_i8_nb(k), nscale;
+    memset(s, 0, sizeof *s);
+    switch (kind) {
+    case EMB_MAT_I8:
+        if (__builtin_mul_overflow(npad, kp, &s->data) || __builtin_mul_overflow(npad, nb, &nscale) ||
+            nscale > INT64_MAX / 8)
+            return -1;
+        s->scale = s->rsum = nscale * 4;
+        break;
+    case EMB_MAT_F32:
+        if (__builtin_mul_overflow(npad, k, &s->data) || s->data > INT64_MAX / 4) return -1;
+        s->data *= 4;
+        break;
+    default:
+        s->data = gguf_bytes;
+        npad = n;
+        break;
+    }
+    s->bias = has_bias ? npad * 4 : 0;
+    return 0;
+}
+
+static int64_t round64_i(int64_t x) { return (x + 63) & ~(int64_t)63; }
+
+/* Allocates the matrix's buffers, zeroed: all in the arena if it has room, else on the heap. */
+static int alloc_buffers(emb_matrix *m, emb_arena *arena, const mat_sizes *s) {
+    int64_t total = 0;
+    const int64_t parts[4] = {s->data, s->scale, s->rsum, s->bias};
+    for (int i = 0; i < 4; i++) {
+        if (parts[i] > INT64_MAX / 2 || total > INT64_MAX / 2) return -1;
+        total += round64_i(parts[i]);
+    }
+    uint8_t *block = arena ? emb_arena_alloc(arena, total) : NULL;
+    if (block) {
+        m->in_arena = 1;
+        m->data = block;
+        block += round64_i(s->data);
+        if (s->scale) m->scale = (float *)block;
+        block += round64_i(s->scale);
+        if (s->rsum) m->rsum = (int32_t *)block;
+        block += round64_i(s->rsum);
+        if (s->bias) m->bias = (float *)block;
+        return 0;
+    }
+    m->data = alloc64_zero(s->data);
+    if (s->scale) m->scale = alloc64_zero(s->scale);
+    if (s->rsum) m->rsum = alloc64_zero(s->rsum);
+    if (s->bias) m->bias = alloc64_zero(s->bias);
+    if (!m->data || (s->scale && !m->scale) || (s->rsum && !m->rsum) || (s->bias && !m->bias)) return -1;
+    return 0;
+}
+
 static int pack_i8(emb_matrix *m, const uint8_t *w, int64_t row_bytes, char *err, size_t err_len) {
-    int64_t n = m->n, k = m->k, kp = emb_i8_kp(k), nb = emb_i8_nb(k), np = emb_panels(n), npad = np * EMB_PANEL;
-    int64_t bytes, nscale;
-    if (__builtin_mul_overflow(npad, kp, &bytes) || __builtin_mul_overflow(npad, nb, &nscale) ||
-        nscale > INT64_MAX / 8)
-        return set_err(err, err_len, "matrix: %lld x %lld too large", n, k);
-    /* Packing reads the scalar reference's dequantisation, so the packed bytes do not depend on
-       the SIMD level active at load. */
-    const emb_type_traits *tr = emb_get_type_traits_level(m->type, EMB_SIMD_SCALAR);
+    int64_t n = m->n, k = m->k, kp = emb_i8_kp(k), nb = emb_i8_nb(k);
+    /* The active level's dequantisation: every level gives the scalar reference's bits
+       (tests/test_quants.c), so the packed bytes do not depend on the level. */
+    const emb_type_traits *tr = emb_get_type_traits(m->type);
     if (!tr || !tr->to_float) return set_err(err, err_len, "matrix: type %lld cannot be dequantised (n = %lld)", m->type, n);
     /* Blocks of the GGUF type line up with the 32-blocks when the type's block is 32 values. */
     int64_t gguf_blk = tr->blck_elems == EMB_QB ? tr->blck_bytes : 0;
-    int8_t *data = alloc64(bytes);
     float *row = malloc((size_t)kp * sizeof *row);
-    m->scale = alloc64_zero(nscale * (int64_t)sizeof *m->scale);
-    m->rsum = alloc64_zero(nscale * (int64_t)sizeof *m->rsum);
-    if (!data || !row || !m->scale || !m->rsum) {
-        free(data);
-        free(row);
-        return set_err(err, err_len, "matrix: out of memory packing %lld x %lld int8 weights", n, k);
-    }
-    memset(data, 0, (size_t)bytes);
+    if (!row) return set_err(err, err_len, "matrix: out of memory packing %lld x %lld int8 weights", n, k);
+    int8_t *data = m->data;
     for (int64_t r = 0; r < n; r++) {
-        tr->to_float(w + r * row_bytes, row, k);
-        for (int64_t i = k; i < kp; i++) row[i] = 0.0f;
+        const uint8_t *wr = w + r * row_bytes;
+        int have_row = 0; /* dequantised lazily: exact blocks need no floats */
         int8_t *panel = data + (r / EMB_PANEL) * EMB_PANEL * kp;
         int64_t rr = r % EMB_PANEL, sidx0 = (r / EMB_PANEL) * nb * EMB_PANEL + rr;
         for (int64_t b = 0; b < nb; b++) {
-            const float *wb = row + b * EMB_QB;
             int8_t q[EMB_QB];
             float d;
-            if (!(gguf_blk && block_exact(m->type, w + r * row_bytes + b * gguf_blk, wb, q, &d))) {
+            if (!(gguf_blk && block_exact(m->type, wr + b * gguf_blk, q, &d))) {
+                if (!have_row) {
+                    tr->to_float(wr, row, k);
+                    for (int64_t i = k; i < kp; i++) row[i] = 0.0f;
+                    have_row = 1;
+                }
+                const float *wb = row + b * EMB_QB;
                 float amax = 0.0f;
+                int finite = 1; /* NaN and inf both fail v <= FLT_MAX */
                 for (int i = 0; i < EMB_QB; i++) {
                     float v = fabsf(wb[i]);
+                    finite &= v <= FLT_MAX;
                     amax = v > amax ? v : amax;
                 }
-                if (!isfinite(amax)) {
-                    free(data);
+                if (!finite) {
                     free(row);
                     return set_err(err, err_len, "matrix: row %lld of %lld holds a non-finite weight", r, n);
                 }
                 float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-                for (int i = 0; i < EMB_QB; i++) q[i] = (int8_t)quant_i8(wb[i] * inv);
+                for (int i = 0; i < EMB_QB; i++) q[i] = requant_i8(wb[i] * inv);
                 d = amax / 127.0f;
             }
-            int32_t sum = 0;
+            int32_t sum = 0, wm = m->wmax;
             for (int i = 0; i < EMB_QB; i++) {
-                int64_t kk = b * EMB_QB + i;
                 sum += q[i];
-                panel[(kk / 4) * (EMB_PANEL * 4) + rr * 4 + (kk % 4)] = q[i];
+                wm = abs(q[i]) > wm ? abs(q[i]) : wm;
             }
+            m->wmax = wm;
+            /* 4 consecutive k of one row are contiguous in the panel */
+            for (int g = 0; g < EMB_QB / 4; g++)
+                memcpy(panel + (b * (EMB_QB / 4) + g) * (EMB_PANEL * 4) + rr * 4, q + 4 * g, 4);
             m->scale[sidx0 + b * EMB_PANEL] = d;
             m->rsum[sidx0 + b * EMB_PANEL] = -128 * sum;
         }
     }
     free(row);
-    m->data = data;
-    m->data_bytes = bytes;
     return 0;
 }
 
 static int pack_f32(emb_matrix *m, const emb_type_traits *tr, const uint8_t *w, int64_t row_bytes,
                     char *err, size_t err_len) {
-    int64_t n = m->n, k = m->k, np = emb_panels(n), elems, bytes;
-    if (__builtin_mul_overflow(np * EMB_PANEL, k, &elems) ||
-        __builtin_mul_overflow(elems, (int64_t)sizeof(float), &bytes))
-        return set_err(err, err_len, "matrix: %lld x %lld too large", n, k);
-    float *data = alloc64(bytes);
+    int64_t n = m->n, k = m->k;
+    float *data = m->data;
     float *row = malloc((size_t)k * sizeof *row);
-    if (!data || !row) {
-        free(data);
-        free(row);
-        return set_err(err, err_len, "matrix: out of memory packing %lld x %lld float weights", n, k);
-    }
-    memset(data, 0, (size_t)bytes);
+    if (!row) return set_err(err, err_len, "matrix: out of memory packing %lld x %lld float weights", n, k);
     for (int64_t r = 0; r < n; r++) {
         tr->to_float(w + r * row_bytes, row, k);
         float *panel = data + (r / EMB_PANEL) * EMB_PANEL * k;
@@ -185,13 +339,16 @@ static int pack_f32(emb_matrix *m, const emb_type_traits *tr, const uint8_t *w, 
         for (int64_t i = 0; i < k; i++) panel[i * EMB_PANEL + rr] = row[i];
     }
     free(row);
-    m->data = data;
-    m->data_bytes = bytes;
     return 0;
 }
 
 int emb_matrix_init(emb_matrix *m, int32_t kind, int32_t type, const void *w, int64_t n, int64_t k,
                     const float *bias, char *err, size_t err_len) {
+    return emb_matrix_init_in(m, NULL, kind, type, w, n, k, bias, err, err_len);
+}
+
+int emb_matrix_init_in(emb_matrix *m, emb_arena *arena, int32_t kind, int32_t type, const void *w,
+                       int64_t n, int64_t k, const float *bias, char *err, size_t err_len) {
     if (!m) return set_err(err, err_len, "matrix: NULL matrix", 0, 0);
     memset(m, 0, sizeof *m);
     if (!w) return set_err(err, err_len, "matrix: NULL weights (%lld x %lld)", n, k);
@@ -206,19 +363,11 @@ int emb_matrix_init(emb_matrix *m, int32_t kind, int32_t type, const void *w, in
     int64_t total;
     if (__builtin_mul_overflow(row_bytes, n, &total))
         return set_err(err, err_len, "matrix: %lld x %lld too large", n, k);
-    m->kind = kind;
-    m->type = type;
-    m->n = n;
-    m->k = k;
-    int rc;
-    int64_t npad = emb_panels(n) * EMB_PANEL;
     switch (kind) {
     case EMB_MAT_I8:
-        rc = pack_i8(m, w, row_bytes, err, err_len);
         break;
     case EMB_MAT_F32:
         if (!tr->to_float) return set_err(err, err_len, "matrix: type %lld cannot be converted (n = %lld)", type, n);
-        rc = pack_f32(m, tr, w, row_bytes, err, err_len);
         break;
     case EMB_MAT_BLOCKS: {
         const emb_type_traits *vt = emb_get_type_traits(tr->vec_dot_type);
@@ -226,29 +375,40 @@ int emb_matrix_init(emb_matrix *m, int32_t kind, int32_t type, const void *w, in
             return set_err(err, err_len, "matrix: type %lld has no block dot kernel (n = %lld)", type, n);
         if (vt->blck_elems <= 0 || k % vt->blck_elems != 0)
             return set_err(err, err_len, "matrix: k = %lld not a multiple of the activation block of type %lld", k, tr->vec_dot_type);
-        m->data = alloc64(total);
-        if (!m->data) return set_err(err, err_len, "matrix: out of memory copying %lld x %lld weights", n, k);
-        memcpy(m->data, w, (size_t)total);
-        m->data_bytes = total;
-        npad = n;
-        rc = 0;
         break;
     }
     default:
         return set_err(err, err_len, "matrix: unknown kind %lld (type %lld)", kind, type);
     }
+    mat_sizes sz;
+    if (sizes_for(kind, n, k, total, bias != NULL, &sz) != 0)
+        return set_err(err, err_len, "matrix: %lld x %lld too large", n, k);
+    m->kind = kind;
+    m->type = type;
+    m->n = n;
+    m->k = k;
+    if (alloc_buffers(m, arena, &sz) != 0) {
+        emb_matrix_free(m);
+        return set_err(err, err_len, "matrix: out of memory for %lld x %lld weights", n, k);
+    }
+    m->data_bytes = sz.data;
+    int rc = 0;
+    switch (kind) {
+    case EMB_MAT_I8:
+        rc = pack_i8(m, w, row_bytes, err, err_len);
+        break;
+    case EMB_MAT_F32:
+        rc = pack_f32(m, tr, w, row_bytes, err, err_len);
+        break;
+    default:
+        memcpy(m->data, w, (size_t)total);
+        break;
+    }
     if (rc != 0) {
         emb_matrix_free(m);
         return -1;
     }
-    if (bias) {
-        m->bias = alloc64_zero(npad * (int64_t)sizeof *m->bias);
-        if (!m->bias) {
-            emb_matrix_free(m);
-            return set_err(err, err_len, "matrix: out of memory for %lld biases", n, 0);
-        }
-        memcpy(m->bias, bias, (size_t)n * sizeof *bias);
-    }
+    if (bias) memcpy(m->bias, bias, (size_t)n * sizeof *bias);
     return 0;
 }
 
@@ -445,6 +605,7 @@ typedef struct {
     int epi;
     emb_kernels kern;
     /* I8 */
+    int offset; /* activations as uint8 = int8 + 128 */
     uint8_t *qa;
     float *sa; /* nb scales per row */
     int64_t lda, nb;
@@ -460,7 +621,7 @@ static void quantise_rows(const mm_task *t, int64_t m0, int64_t m1) {
     if (t->W->kind == EMB_MAT_I8) {
         for (int64_t m = m0; m < m1; m++)
             t->kern.quant_row(t->x + m * t->W->k, t->W->k, t->lda, t->qa + m * t->lda, t->sa + m * t->nb,
-                              t->kern.i8_offset);
+                              t->offset);
     } else if (t->W->kind == EMB_MAT_BLOCKS) {
         for (int64_t m = m0; m < m1; m++) t->vt->from_float(t->x + m * t->W->k, t->qb + m * t->qb_row, t->W->k);
     }
@@ -553,6 +714,10 @@ void emb_matmul(emb_pool *p, const emb_matrix *W, const float *x, int64_t M, flo
                  .epi = epi, .kern = kernels_for(emb_simd_active())};
     int need_quant = 0;
     if (W->kind == EMB_MAT_I8) {
+        t.offset = t.kern.i8_offset;
+#if defined(__x86_64__) || defined(_M_X64)
+        if (t.kern.i8 == emb_i8_kernel_avx2 && emb_i8_small_weights(W)) t.offset = 1;
+#endif
         t.lda = emb_i8_lda(W->k);
         t.nb = emb_i8_nb(W->k);
         t.qa = scratch;

@@ -36,14 +36,42 @@ typedef struct {
     int64_t data_bytes;
     float *scale;    /* EMB_MAT_I8: one scale per (row, 32-block), padded (gemm_impl.h); else NULL */
     int32_t *rsum;   /* EMB_MAT_I8: -128 x each (row, 32-block)'s int8 sum, same layout; else NULL */
+    int32_t wmax;    /* EMB_MAT_I8: the largest |int8 weight| (kernels pick tighter paths for small ones) */
     float *bias;     /* n floats, or NULL */
+    int32_t in_arena; /* 1: the buffers above belong to an emb_arena, emb_matrix_free leaves them */
 } emb_matrix;
+
+/* A bump allocator over one anonymous mapping with transparent huge pages advised: a model's
+   weights then cost a dozen 2 MB page faults at load instead of thousands of 4 KB ones (each a
+   few microseconds, more under virtualisation). Memory is never reused, so it is zero when handed
+   out; it is all released at once by emb_arena_free. */
+typedef struct {
+    uint8_t *base;  /* 2 MB aligned start of the usable range */
+    size_t cap, used;
+    void *map;      /* the mapping itself and its length, for munmap */
+    size_t map_len;
+} emb_arena;
+
+/* Reserves cap bytes of address space (nothing is touched yet). Returns 0, or -1 if the system
+   gives no such mapping (callers then allocate from the heap). */
+int emb_arena_init(emb_arena *a, size_t cap);
+/* bytes of zeroed, 64-byte aligned memory, or NULL if the arena is absent or full. */
+void *emb_arena_alloc(emb_arena *a, int64_t bytes);
+/* Returns the reserved but unused tail (whole 2 MB pages past `used`) to the system. */
+void emb_arena_trim(emb_arena *a);
+/* 1 if p points into the arena's reserved range. */
+int emb_arena_owns(const emb_arena *a, const void *p);
+void emb_arena_free(emb_arena *a);
 
 /* Packs n rows of k elements of `type` (the caller has checked that w holds
    n * emb_row_bytes(type, k) bytes) into `kind`'s layout, copying bias (n floats) if not NULL.
    Returns 0, or -1 with err set (allocation failure, kind impossible for type). */
 int emb_matrix_init(emb_matrix *m, int32_t kind, int32_t type, const void *w, int64_t n, int64_t k,
                     const float *bias, char *err, size_t err_len);
+/* The same, placing all of the matrix's buffers in arena when it has room for them (else, or if
+   arena is NULL, on the heap). */
+int emb_matrix_init_in(emb_matrix *m, emb_arena *arena, int32_t kind, int32_t type, const void *w,
+                       int64_t n, int64_t k, const float *bias, char *err, size_t err_len);
 void emb_matrix_free(emb_matrix *m);
 /* The kind the fast path uses for weights of this type: F32 for F32/F16/BF16, I8 otherwise. */
 int32_t emb_matrix_kind_for(int32_t type, int32_t weight_mode);

@@ -2,7 +2,8 @@
  * gemm_avx2.c - AVX2/FMA kernels: activation quantisation (per 32-block), the float FMA kernel
  * (6 rows x 16 outputs), the int8 kernel (maddubs of |a| with sign(w, a): values are in +-127, so
  * every pair sum is at most 2 * 127 * 127 < 32767, nothing saturates and the int32 sums of each
- * 32-block are exact), and the attention
+ * 32-block are exact; matrices whose weights are within +-16, i.e. from Q5_0/Q4_0, take a faster
+ * offset-activation path with int16 partial sums, see i8_tile_small), and the attention
  * sgemms. Scalar references: gemm.c. Layouts: gemm_impl.h.
  */
 #include <immintrin.h>
@@ -191,9 +192,92 @@ AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float 
     }
 }
 
+/* Weights within +-EMB_I8_SMALL_WMAX (matrices from Q5_0 / Q4_0 blocks): the activations come
+   offset (a + 128, 1..255, as u8; emb_i8_offset_for), so maddubs multiplies them straight with the
+   int8 weights, no sign trick. A pair sum is at most 2 * 255 * 16 = 8160 and four k-groups summed
+   in int16 at most 32640 < 32767, so nothing saturates; two madds per 32-block widen to int32,
+   starting from rsum (-128 x the block's weight sum), which cancels the offset exactly. About
+   half the instructions per multiply of the sign-trick tile. 2 rows x 16 outputs: 4 float, 4 int32
+   and 4 int16 accumulators. */
+AI __m256i bcast_a(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* Four k-groups starting at g of one row against one panel's two weight halves, summed in int16
+   (the first product initialises the sum: no zeroing, one add fewer). Rows go one after the other
+   (weights re-read from L1): sharing weight registers between two rows measured slower. */
+#define SMALL_HALF(H0, H1, AROW, G)                                                                 \
+    do {                                                                                          \
+        __m256i av_ = bcast_a((AROW) + (G) * 4);                                                  \
+        H0 = _mm256_maddubs_epi16(av_, _mm256_load_si256((const __m256i *)(w + (G) * 64)));       \
+        H1 = _mm256_maddubs_epi16(av_, _mm256_load_si256((const __m256i *)(w + (G) * 64 + 32)));  \
+        for (int gg_ = 1; gg_ < 4; gg_++) {                                                       \
+            av_ = bcast_a((AROW) + ((G) + gg_) * 4);                                              \
+            H0 = _mm256_add_epi16(H0, _mm256_maddubs_epi16(av_, _mm256_load_si256((const __m256i *)(w + ((G) + gg_) * 64))));      \
+            H1 = _mm256_add_epi16(H1, _mm256_maddubs_epi16(av_, _mm256_load_si256((const __m256i *)(w + ((G) + gg_) * 64 + 32)))); \
+        }                                                                                         \
+    } while (0)
+
+AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, int64_t m,
+                      const int MR, int64_t p, float *y, const float *res) {
+    const int64_t n = W->n, kp = emb_i8_kp(W->k), nb = kp / EMB_QB;
+    const int8_t *w = (const int8_t *)W->data + p * EMB_PANEL * kp;
+    const float *ws = W->scale + p * nb * EMB_PANEL;
+    const int32_t *rs = W->rsum + p * nb * EMB_PANEL;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 f00 = _mm256_setzero_ps(), f01 = f00, f10 = f00, f11 = f00;
+    const uint8_t *a0 = a + m * lda, *a1 = a + (m + (MR > 1 ? 1 : 0)) * lda;
+    const float *sa0 = sa + m * nb, *sa1 = sa + (m + (MR > 1 ? 1 : 0)) * nb;
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t g0 = b * (EMB_QB / 4);
+        __m256i h00, h01, h10, h11, i00, i01, i10, i11;
+        SMALL_HALF(h00, h01, a0, g0);
+        i00 = _mm256_add_epi32(_mm256_load_si256((const __m256i *)(rs + b * EMB_PANEL)), _mm256_madd_epi16(h00, ones));
+        i01 = _mm256_add_epi32(_mm256_load_si256((const __m256i *)(rs + b * EMB_PANEL + 8)), _mm256_madd_epi16(h01, ones));
+        SMALL_HALF(h00, h01, a0, g0 + 4);
+        i00 = _mm256_add_epi32(i00, _mm256_madd_epi16(h00, ones));
+        i01 = _mm256_add_epi32(i01, _mm256_madd_epi16(h01, ones));
+        const __m256 ws0 = _mm256_load_ps(ws + b * EMB_PANEL), ws1 = _mm256_load_ps(ws + b * EMB_PANEL + 8);
+        __m256 sv = _mm256_broadcast_ss(sa0 + b);
+        f00 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i00), _mm256_mul_ps(ws0, sv), f00);
+        f01 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i01), _mm256_mul_ps(ws1, sv), f01);
+        if (MR > 1) {
+            SMALL_HALF(h10, h11, a1, g0);
+            i10 = _mm256_add_epi32(_mm256_load_si256((const __m256i *)(rs + b * EMB_PANEL)), _mm256_madd_epi16(h10, ones));
+            i11 = _mm256_add_epi32(_mm256_load_si256((const __m256i *)(rs + b * EMB_PANEL + 8)), _mm256_madd_epi16(h11, ones));
+            SMALL_HALF(h10, h11, a1, g0 + 4);
+            i10 = _mm256_add_epi32(i10, _mm256_madd_epi16(h10, ones));
+            i11 = _mm256_add_epi32(i11, _mm256_madd_epi16(h11, ones));
+            sv = _mm256_broadcast_ss(sa1 + b);
+            f10 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i10), _mm256_mul_ps(ws0, sv), f10);
+            f11 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i11), _mm256_mul_ps(ws1, sv), f11);
+        }
+    }
+    const int64_t n0 = p * EMB_PANEL, cnt = n - n0 < EMB_PANEL ? n - n0 : EMB_PANEL;
+    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+    if (W->bias) {
+        b0 = _mm256_load_ps(W->bias + n0);
+        b1 = _mm256_load_ps(W->bias + n0 + 8);
+    }
+    store16(y + m * n + n0, res ? res + m * n + n0 : NULL, cnt, _mm256_add_ps(f00, b0), _mm256_add_ps(f01, b1));
+    if (MR > 1)
+        store16(y + (m + 1) * n + n0, res ? res + (m + 1) * n + n0 : NULL, cnt, _mm256_add_ps(f10, b0),
+                _mm256_add_ps(f11, b1));
+}
+
 void emb_i8_kernel_avx2(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
                         int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                         const float *residual) {
+    if (emb_i8_small_weights(W)) {
+        for (int64_t p = p0; p < p1; p++) {
+            int64_t m = m0;
+            for (; m + 2 <= m1; m += 2) i8_tile_small(W, a, lda, sa, m, 2, p, y, residual);
+            if (m < m1) i8_tile_small(W, a, lda, sa, m, 1, p, y, residual);
+        }
+        return;
+    }
     const int64_t rows = m1 - m0, nblk = (rows + 2) / 3;
     for (int64_t p = p0; p < p1; p++)
         for (int64_t blk = 0, m = m0; blk < nblk; m += mr_of(rows, nblk, blk), blk++) {

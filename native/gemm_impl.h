@@ -13,7 +13,7 @@
  *                activation offset). bias (if any) holds np * 16 entries; all padding is zero.
  *   EMB_MAT_F32: float [np][k][16]: panel p, input index k, output row r. Rows >= n are zero.
  *   Activations for I8: rows of lda = round_up(kp, 64) bytes, int8 (or int8 + 128 as uint8 for
- *                VPDPBUSD), values past k are 0 (128 with the offset); one float scale per (row,
+ *                VPDPBUSD, and for the AVX2 kernel when emb_i8_small_weights(W)), values past k are 0 (128 with the offset); one float scale per (row,
  *                32-block): sa[m * nb + b].
  *
  * Every level computes, per output, the exact int32 sum isum_b of each 32-block and then, in block
@@ -37,6 +37,12 @@ static inline int64_t emb_i8_kp(int64_t k) { return (k + EMB_QB - 1) & ~(int64_t
 static inline int64_t emb_i8_nb(int64_t k) { return emb_i8_kp(k) / EMB_QB; }
 static inline int64_t emb_i8_lda(int64_t k) { return (emb_i8_kp(k) + 63) & ~(int64_t)63; }
 static inline int64_t emb_panels(int64_t n) { return (n + EMB_PANEL - 1) / EMB_PANEL; }
+
+/* Largest |weight| for which the AVX2 kernel takes its offset-activation path (see gemm_avx2.c:
+   four k-groups of maddubs pair sums, each <= 2 * 255 * 16, fit int16 exactly). */
+#define EMB_I8_SMALL_WMAX 16
+
+static inline int emb_i8_small_weights(const emb_matrix *W) { return W->wmax <= EMB_I8_SMALL_WMAX; }
 
 /* Quantises one activation row x[0..k) to q[0..lda) per 32-block (symmetric, scale = max|x| / 127
    of the block's values, x * (127 / max) rounded to nearest even and clamped to +-127), adding 128

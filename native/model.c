@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "embedd.h"
 #include "gemm.h"
@@ -113,14 +116,71 @@ static const emb_tensor *require(loader *ld, const char *name, int64_t ne0, int6
     return check_shape(ld, t, ne0, ne1) == 0 ? t : NULL;
 }
 
-/* n floats from a float-typed tensor (F32/F16/BF16) into a new allocation. */
-static float *to_floats(loader *ld, const emb_tensor *t, int64_t n) {
+/* Memory the model keeps: from its arena if there is room, else from the heap. */
+static void *model_alloc(emb_model *m, int64_t bytes) {
+    void *p = emb_arena_alloc(&m->arena, bytes);
+    return p ? p : malloc((size_t)bytes);
+}
+
+/* Frees what model_alloc returned (arena memory goes with the arena). */
+static void model_free_ptr(emb_model *m, void *p) {
+    if (p && !emb_arena_owns(&m->arena, p)) free(p);
+}
+
+/* An upper bound of the bytes the model may keep for this tensor in any form (its GGUF bytes,
+   floats, or packed int8 with scales and padding), used only to reserve address space; 0 if the
+   tensor's shape is invalid (the loader reports that) or the bound overflows. */
+static int64_t tensor_bound(const emb_tensor *t) {
+    int64_t rows = 1, per_row, total;
+    for (int d = 1; d < EMB_MAX_DIMS; d++) {
+        if (t->ne[d] < 1 || t->ne[d] > INT32_MAX || __builtin_mul_overflow(rows, t->ne[d], &rows)) return 0;
+    }
+    if (t->ne[0] < 1 || t->ne[0] > INT32_MAX) return 0;
+    per_row = 4 * (t->ne[0] + 128) + 8 * (t->ne[0] / 32 + 2) + 8;
+    if (__builtin_mul_overflow(per_row, rows + 16, &total) || total > INT64_MAX - 4096) return 0;
+    return total + 4096;
+}
+
+/* The tensors usually sit in a file mapping the caller just made: reading them page by page
+   costs one fault per 4 KB (thousands, each microseconds). Asking the kernel to map the pages in
+   one call per tensor is several times cheaper. Advice only: failures (an older kernel, memory
+   that is not a mapping) change nothing. Only tensors whose size agrees with their type and shape
+   are touched (the loader reports the others), and the kernel validates the range itself. */
+static void prefault_tensors(const emb_tensor *tensors, int32_t n_tensors) {
+#if defined(__linux__)
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+    const uintptr_t page = 4096;
+    for (int32_t i = 0; i < n_tensors; i++) {
+        const emb_tensor *t = &tensors[i];
+        if (!t->data || t->size < 64 * 1024 || t->size > (uint64_t)SIZE_MAX / 2) continue;
+        if (t->n_dims < 1 || t->n_dims > EMB_MAX_DIMS) continue;
+        int64_t bytes = emb_row_bytes(t->type, t->ne[0]);
+        int ok = bytes > 0;
+        for (int d = 1; ok && d < EMB_MAX_DIMS; d++)
+            ok = t->ne[d] >= 1 && !__builtin_mul_overflow(bytes, t->ne[d], &bytes);
+        if (!ok || (uint64_t)bytes != t->size) continue;
+        const uintptr_t lo = (uintptr_t)t->data & ~(page - 1);
+        if ((uintptr_t)t->data > UINTPTR_MAX - (uintptr_t)t->size) continue;
+        const uintptr_t hi = (uintptr_t)t->data + (uintptr_t)t->size;
+        madvise((void *)lo, (size_t)(hi - lo), MADV_POPULATE_READ);
+    }
+#else
+    (void)tensors;
+    (void)n_tensors;
+#endif
+}
+
+/* n floats from a float-typed tensor (F32/F16/BF16) into a new allocation: the model's arena if
+   keep, else the heap (a temporary the caller frees). */
+static float *to_floats_in(loader *ld, const emb_tensor *t, int64_t n, int keep) {
     if (t->type != EMB_TYPE_F32 && t->type != EMB_TYPE_F16 && t->type != EMB_TYPE_BF16) {
         set_err(ld->err, ld->err_len, "tensor %s: type %s, expected f32, f16 or bf16", t->name,
                 emb_type_name(t->type));
         return NULL;
     }
-    float *out = malloc((size_t)n * sizeof(float));
+    float *out = keep ? model_alloc(ld->m, n * (int64_t)sizeof(float)) : malloc((size_t)n * sizeof(float));
     if (!out) {
         set_err(ld->err, ld->err_len, "tensor %s: out of memory", t->name);
         return NULL;
@@ -130,35 +190,41 @@ static float *to_floats(loader *ld, const emb_tensor *t, int64_t n) {
     } else {
         const emb_type_traits *tr = emb_get_type_traits(t->type);
         if (!tr || !tr->to_float) {
-            free(out);
+            if (keep) model_free_ptr(ld->m, out); else free(out);
             set_err(ld->err, ld->err_len, "tensor %s: no conversion for type %s", t->name,
                     emb_type_name(t->type));
             return NULL;
         }
         tr->to_float(t->data, out, n);
     }
-    ld->m->bytes += n * (int64_t)sizeof(float);
+    if (keep) ld->m->bytes += n * (int64_t)sizeof(float);
     return out;
 }
 
-/* A required float tensor of shape [ne0, ne1]. */
+/* A temporary float copy (the caller frees it). */
+static float *to_floats(loader *ld, const emb_tensor *t, int64_t n) { return to_floats_in(ld, t, n, 0); }
+
+/* A required float tensor of shape [ne0, ne1], kept by the model. */
 static float *load_floats(loader *ld, const char *name, int64_t ne0, int64_t ne1) {
     const emb_tensor *t = require(ld, name, ne0, ne1);
-    return t ? to_floats(ld, t, ne0 * ne1) : NULL;
+    return t ? to_floats_in(ld, t, ne0 * ne1, 1) : NULL;
 }
 
+/* Bytes a packed matrix holds: its data plus, for I8, one float scale and one int32 row sum per
+   (panel row, 32-block), and the bias padded to whole panels. */
 static int64_t matrix_bytes(const emb_matrix *w) {
     int64_t b = w->data_bytes;
-    if (w->scale) b += w->n * (int64_t)sizeof(float);
-    if (w->rsum) b += w->n * (int64_t)sizeof(int32_t);
-    if (w->bias) b += w->n * (int64_t)sizeof(float);
+    const int64_t npad = (w->n + 15) / 16 * 16, nb = (w->k + 31) / 32;
+    if (w->scale) b += npad * nb * (int64_t)sizeof(float);
+    if (w->rsum) b += npad * nb * (int64_t)sizeof(int32_t);
+    if (w->bias) b += (w->kind == EMB_MAT_BLOCKS ? w->n : npad) * (int64_t)sizeof(float);
     return b;
 }
 
 static int init_matrix(loader *ld, emb_matrix *w, const char *name, int32_t kind, int32_t type,
                        const void *data, int64_t n, int64_t k, const float *bias) {
     char msg[256];
-    if (emb_matrix_init(w, kind, type, data, n, k, bias, msg, sizeof msg) != 0) {
+    if (emb_matrix_init_in(w, &ld->m->arena, kind, type, data, n, k, bias, msg, sizeof msg) != 0) {
         memset(w, 0, sizeof *w);
         set_err(ld->err, ld->err_len, "tensor %s: %s", name, msg);
         return -1;
@@ -183,7 +249,6 @@ static int load_linear(loader *ld, emb_matrix *w, const emb_tensor *wt, const ch
     if (r == 1) {
         if (check_shape(ld, bt, n, 1) != 0) return -1;
         if (!(bias = to_floats(ld, bt, n))) return -1;
-        ld->m->bytes -= n * (int64_t)sizeof(float); /* counted with the matrix */
     }
     const int rc = init_matrix(ld, w, wt->name, emb_matrix_kind_for(wt->type, ld->hp->weight_mode),
                                wt->type, wt->data, n, k, bias);
@@ -218,7 +283,6 @@ static int load_qkv(loader *ld, emb_layer *L, int il) {
         if (!bt) goto done;
         float *b = to_floats(ld, bt, E);
         if (!b) goto done;
-        ld->m->bytes -= E * (int64_t)sizeof(float);
         memcpy(bias + p * E, b, (size_t)E * sizeof(float));
         free(b);
     }
@@ -404,7 +468,22 @@ emb_model *emb_model_load(const emb_hparams *hp, const emb_tensor *tensors, int3
     }
     m->tok_type = tok->type;
     m->tok_row_bytes = emb_row_bytes(tok->type, E);
-    if (!(m->tok_embd = malloc((size_t)tok->size))) {
+    {
+        /* One mapping for everything the model keeps (see emb_arena); the bound is generous, only
+           the used part is ever touched and the rest is returned after loading. */
+        int64_t cap = 0;
+        for (int32_t i = 0; i < n_tensors; i++) {
+            const int64_t b = tensor_bound(&tensors[i]);
+            if (b == 0 || cap > INT64_MAX / 2 - b) {
+                cap = 0;
+                break;
+            }
+            cap += b;
+        }
+        if (cap > 0 && (uint64_t)cap < (uint64_t)SIZE_MAX / 2) emb_arena_init(&m->arena, (size_t)cap);
+    }
+    prefault_tensors(tensors, n_tensors);
+    if (!(m->tok_embd = model_alloc(m, (int64_t)tok->size))) {
         set_err(err, err_len, "tensor token_embd.weight: out of memory");
         goto fail;
     }
@@ -429,6 +508,7 @@ emb_model *emb_model_load(const emb_hparams *hp, const emb_tensor *tensors, int3
     m->out_dim = (int32_t)E;
     if (hp->head == EMB_HEAD_RANK && load_rank_head(&ld) != 0) goto fail;
     if (hp->head == EMB_HEAD_SPLADE && load_splade_head(&ld, tok) != 0) goto fail;
+    emb_arena_trim(&m->arena);
     return m;
 fail:
     emb_model_free(m);
@@ -437,11 +517,11 @@ fail:
 
 void emb_model_free(emb_model *m) {
     if (!m) return;
-    free(m->tok_embd);
-    free(m->pos_embd);
-    free(m->type_embd);
-    free(m->embd_norm_g);
-    free(m->embd_norm_b);
+    model_free_ptr(m, m->tok_embd);
+    model_free_ptr(m, m->pos_embd);
+    model_free_ptr(m, m->type_embd);
+    model_free_ptr(m, m->embd_norm_g);
+    model_free_ptr(m, m->embd_norm_b);
     if (m->layers) {
         for (int il = 0; il < m->hp.n_layer; il++) {
             emb_layer *L = &m->layers[il];
@@ -449,10 +529,10 @@ void emb_model_free(emb_model *m) {
             emb_matrix_free(&L->out);
             emb_matrix_free(&L->up);
             emb_matrix_free(&L->down);
-            free(L->attn_norm_g);
-            free(L->attn_norm_b);
-            free(L->out_norm_g);
-            free(L->out_norm_b);
+            model_free_ptr(m, L->attn_norm_g);
+            model_free_ptr(m, L->attn_norm_b);
+            model_free_ptr(m, L->out_norm_g);
+            model_free_ptr(m, L->out_norm_b);
         }
         free(m->layers);
     }
@@ -460,8 +540,9 @@ void emb_model_free(emb_model *m) {
     emb_matrix_free(&m->cls_out);
     emb_matrix_free(&m->mlm_dense);
     emb_matrix_free(&m->decoder);
-    free(m->mlm_norm_g);
-    free(m->mlm_norm_b);
+    model_free_ptr(m, m->mlm_norm_g);
+    model_free_ptr(m, m->mlm_norm_b);
+    emb_arena_free(&m->arena);
     free(m);
 }
 

@@ -58,6 +58,10 @@ struct emb_model {
 
     int32_t out_dim; /* emb_model_output_dim */
     int64_t bytes;
+
+    /* Weights, embeddings and norms live here when the system gave the mapping (else on the heap:
+       free with model_free_ptr semantics, see model.c). */
+    emb_arena arena;
 };
 
 #endif

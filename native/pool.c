@@ -6,6 +6,13 @@
  * apart, and a futex wake costs more than the small-batch matmuls themselves), then fall asleep on
  * a condition variable so an idle server burns no CPU. The caller is worker 0 and waits for the
  * others the same way: spin on a countdown, then sleep.
+ *
+ * Late workers are skipped: every run has one claim slot per worker. A worker runs its share only if
+ * it claims its slot (POSTED -> TAKEN); the caller, once its own share is done, claims every slot
+ * still POSTED (-> STOLEN) and runs those shares itself. On a busy machine a worker thread the OS
+ * has not scheduled yet (or one still waking from its condition variable) then costs nothing instead
+ * of holding the whole run up; shares are the same calls fn(arg, ith, nth) whoever runs them, so
+ * results do not change. A worker that finds its slot stolen goes back to waiting.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -44,13 +51,16 @@ struct emb_pool {
     emb_task_fn fn;
     void *arg;
     atomic_uint_fast64_t generation;
-    atomic_int pending; /* workers (other than the caller) still running the current task */
+    atomic_int pending; /* shares of workers 1..n-1 not yet finished in the current run */
+    atomic_int *slot;   /* per worker: SLOT_POSTED, SLOT_TAKEN or SLOT_STOLEN (index 0 unused) */
     atomic_int stop;
 
     pthread_mutex_t mtx;
     pthread_cond_t wake; /* generation changed or stop */
     pthread_cond_t done; /* pending reached 0 */
 };
+
+enum { SLOT_IDLE = 0, SLOT_POSTED = 1, SLOT_TAKEN = 2, SLOT_STOLEN = 3 };
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -87,6 +97,12 @@ static void *worker_main(void *p) {
         }
         if (gen == seen) return NULL; /* stop requested, no new task */
         seen = gen;
+        /* Claim this worker's share; if the caller took it already, wait for the next run. The
+           acquire pairs with the caller's release store of SLOT_POSTED, made after fn and arg. */
+        int expect = SLOT_POSTED;
+        if (!atomic_compare_exchange_strong_explicit(&pool->slot[w->ith], &expect, SLOT_TAKEN,
+                                                     memory_order_acq_rel, memory_order_acquire))
+            continue;
         pool->fn(pool->arg, w->ith, pool->n_threads);
         if (atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&pool->mtx);
@@ -130,7 +146,8 @@ emb_pool *emb_pool_create(int32_t n_threads, char *err, size_t err_len) {
     if (n_threads > 1) {
         p->threads = calloc((size_t)n_threads - 1, sizeof *p->threads);
         p->workers = calloc((size_t)n_threads - 1, sizeof *p->workers);
-        if (!p->threads || !p->workers) {
+        p->slot = calloc((size_t)n_threads, sizeof *p->slot);
+        if (!p->threads || !p->workers || !p->slot) {
             emb_pool_free(p);
             goto oom;
         }
@@ -160,6 +177,7 @@ void emb_pool_free(emb_pool *p) {
     pthread_mutex_destroy(&p->mtx);
     free(p->threads);
     free(p->workers);
+    free((void *)p->slot);
     free(p);
 }
 
@@ -173,6 +191,8 @@ void emb_pool_run(emb_pool *p, emb_task_fn fn, void *arg) {
     p->fn = fn;
     p->arg = arg;
     atomic_store_explicit(&p->pending, p->n_threads - 1, memory_order_relaxed);
+    for (int i = 1; i < p->n_threads; i++)
+        atomic_store_explicit(&p->slot[i], SLOT_POSTED, memory_order_release);
     atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
     /* Sleeping workers check the generation under the mutex, so broadcasting under it cannot be
        missed; with no sleepers glibc's broadcast makes no system call. */
@@ -181,6 +201,19 @@ void emb_pool_run(emb_pool *p, emb_task_fn fn, void *arg) {
     pthread_mutex_unlock(&p->mtx);
 
     fn(arg, 0, p->n_threads);
+
+    /* Shares no worker has claimed yet are run here rather than waited for. */
+    int stolen = 0;
+    for (int i = 1; i < p->n_threads; i++) {
+        int expect = SLOT_POSTED;
+        if (atomic_compare_exchange_strong_explicit(&p->slot[i], &expect, SLOT_STOLEN,
+                                                    memory_order_acq_rel, memory_order_relaxed)) {
+            fn(arg, i, p->n_threads);
+            stolen++;
+        }
+    }
+    if (stolen > 0 && atomic_fetch_sub_explicit(&p->pending, stolen, memory_order_acq_rel) == stolen)
+        return;
 
     for (int i = 0; i < EMB_POOL_SPIN + EMB_POOL_YIELD; i++) {
         if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0) return;

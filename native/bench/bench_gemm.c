@@ -5,7 +5,9 @@
  * wall second and per CPU second of the process (the second is the kernel's own speed when other
  * programs share the cores; with 2 threads it also counts spinning).
  *
- *   bench_gemm [seconds_per_case (0.15)] [threads: 0 = 1 and 2 (default), or a count]
+ *   bench_gemm [seconds_per_case (0.15)] [threads: 0 = 1 and 2 (default), or a count] [q5_0]
+ * With q5_0 the int8 matrices are packed from random Q5_0 blocks (weights within +-16, as the bundled
+ * model's attention and FFN-up matrices) instead of requantised floats (+-127).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +72,7 @@ int main(int argc, char **argv) {
     int detected = emb_simd_detect();
     printf("bench_gemm: detected SIMD %s; GOP/s = 2*M*n*k / time\n", emb_simd_name(detected));
 
+    int from_q5 = argc > 3 && strcmp(argv[3], "q5_0") == 0;
     float *wsrc[N_SHAPES];
     emb_matrix Wi8[N_SHAPES], Wf32[N_SHAPES];
     for (int s = 0; s < N_SHAPES; s++) {
@@ -78,7 +81,17 @@ int main(int argc, char **argv) {
         for (int64_t i = 0; i < nk; i++) wsrc[s][i] = frand() * 0.1f;
         float *bias = malloc((size_t)shapes[s].n * sizeof(float));
         for (int64_t i = 0; i < shapes[s].n; i++) bias[i] = frand();
-        if (emb_matrix_init(&Wi8[s], EMB_MAT_I8, EMB_TYPE_F32, wsrc[s], shapes[s].n, shapes[s].k, bias, err, sizeof err) ||
+        int64_t nblk = nk / QK5_0;
+        block_q5_0 *q5 = malloc((size_t)nblk * sizeof *q5);
+        for (int64_t b = 0; b < nblk; b++) {
+            uint8_t *raw = (uint8_t *)&q5[b];
+            for (size_t i = 0; i < sizeof *q5; i++) raw[i] = (uint8_t)(frand() * 127.0f + 128.0f);
+            q5[b].d = emb_fp32_to_fp16(0.01f);
+        }
+        int bad = from_q5 ? emb_matrix_init(&Wi8[s], EMB_MAT_I8, EMB_TYPE_Q5_0, q5, shapes[s].n, shapes[s].k, bias, err, sizeof err)
+                          : emb_matrix_init(&Wi8[s], EMB_MAT_I8, EMB_TYPE_F32, wsrc[s], shapes[s].n, shapes[s].k, bias, err, sizeof err);
+        free(q5);
+        if (bad ||
             emb_matrix_init(&Wf32[s], EMB_MAT_F32, EMB_TYPE_F32, wsrc[s], shapes[s].n, shapes[s].k, bias, err, sizeof err)) {
             fprintf(stderr, "init: %s\n", err);
             return 1;

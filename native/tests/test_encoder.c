@@ -451,6 +451,48 @@ done:
 }
 
 /* Pooling against the per-token states of EMB_POOL_NONE. */
+/* A batch larger than one pass of the layers (ENC_CHUNK = 384 tokens in encoder.c) runs as several
+   groups of whole sequences; every sequence must come out as it does alone, whatever group it
+   landed in, with a context reused across batch sizes. */
+static void test_groups(const table *tb, emb_pool *p) {
+    enum { NS = 60 };
+    static int32_t gtoks[NS * NCTX], gtypes[NS * NCTX], lens[NS];
+    static float outb[NS * E], out1[E], outs[4 * E];
+    const emb_hparams hp = base_hparams(EMB_POOL_MEAN, EMB_HEAD_EMBED);
+    emb_model *m = load(&hp, tb);
+    CHECK(m != NULL, "load tiny model");
+    if (!m) return;
+    emb_ctx *c = emb_ctx_create(m, NULL, 0);
+    int64_t T = 0;
+    for (int s = 0; s < NS; s++) {
+        lens[s] = 1 + (s * 7 + 3) % NCTX;
+        T += lens[s];
+    }
+    for (int64_t i = 0; i < T; i++) {
+        gtoks[i] = (int32_t)(frand(0.0f, 1.0f) * NV) % NV;
+        gtypes[i] = (int32_t)(frand(0.0f, 1.0f) * NTT) % NTT;
+    }
+    CHECK(T > 2 * 384, "the batch spans several groups (%lld tokens)", (long long)T);
+    emb_batch batch = {NS, lens, gtoks, gtypes, 0};
+    /* a small batch first: the context must grow for the big one */
+    emb_batch small = {4, lens, gtoks, gtypes, 0};
+    if (encode(c, p, &small, outs, 4 * E) != 0 || encode(c, p, &batch, outb, NS * E) != 0) goto done;
+    double worst = 0;
+    int64_t off = 0;
+    for (int s = 0; s < NS; s++) {
+        emb_batch alone = {1, &lens[s], gtoks + off, gtypes + off, 0};
+        if (encode(c, p, &alone, out1, E) != 0) goto done;
+        const double d = max_abs_diff(out1, outb + (int64_t)s * E, E);
+        if (d > worst) worst = d;
+        off += lens[s];
+    }
+    CHECK(worst <= 1e-5, "sequences alone vs in a multi-group batch: max diff %g", worst);
+    CHECK(max_abs_diff(outs, outb, 4 * E) <= 1e-5, "small batch vs the same sequences in the big one");
+done:
+    emb_ctx_free(c);
+    emb_model_free(m);
+}
+
 static void test_pooling(const table *tb, emb_pool *p) {
     const int poolings[4] = {EMB_POOL_NONE, EMB_POOL_MEAN, EMB_POOL_CLS, EMB_POOL_LAST};
     emb_model *ms[4];
@@ -871,6 +913,7 @@ int main(void) {
         }
     }
     test_batching(&tb, p1, p2);
+    test_groups(&tb, p2);
     test_pooling(&tb, p2);
     test_rank(p2);
     test_splade(p2);

@@ -430,6 +430,14 @@ static void test_errors(void) {
     err[0] = 0;
     float inf_w[4] = {1, INFINITY, 2, 3};
     CHECK(emb_matrix_init(&W, EMB_MAT_I8, EMB_TYPE_F32, inf_w, 1, 4, NULL, err, sizeof err) == -1 && err[0], "non-finite weight accepted for I8");
+    err[0] = 0;
+    float nan_w[4] = {1, NAN, 2, 3}; /* NaN compares false with everything: a max alone misses it */
+    CHECK(emb_matrix_init(&W, EMB_MAT_I8, EMB_TYPE_F32, nan_w, 1, 4, NULL, err, sizeof err) == -1 && err[0], "NaN weight accepted for I8");
+    err[0] = 0;
+    block_q8_0 nan_blk[1];
+    memset(nan_blk, 0, sizeof nan_blk);
+    nan_blk[0].d = 0x7e00; /* fp16 NaN scale */
+    CHECK(emb_matrix_init(&W, EMB_MAT_I8, EMB_TYPE_Q8_0, nan_blk, 1, 32, NULL, err, sizeof err) == -1 && err[0], "Q8_0 block with a NaN scale accepted for I8");
     CHECK(emb_matrix_kind_for(EMB_TYPE_F16, EMB_WEIGHTS_AUTO) == EMB_MAT_F32 && emb_matrix_kind_for(EMB_TYPE_Q4_K, EMB_WEIGHTS_AUTO) == EMB_MAT_I8 &&
               emb_matrix_kind_for(EMB_TYPE_Q6_K, EMB_WEIGHTS_BLOCKS) == EMB_MAT_BLOCKS && emb_matrix_kind_for(EMB_TYPE_BF16, EMB_WEIGHTS_BLOCKS) == EMB_MAT_F32,
           "emb_matrix_kind_for");
