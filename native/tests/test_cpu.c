@@ -13,19 +13,7 @@
 #include "embedd.h"
 #include "quants.h"
 
-static int g_pass, g_fail;
-
-#define CHECK(cond, ...)                                                                         \
-    do {                                                                                         \
-        if (cond) {                                                                              \
-            g_pass++;                                                                            \
-        } else {                                                                                 \
-            g_fail++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                 \
-            fprintf(stderr, __VA_ARGS__);                                                        \
-            fprintf(stderr, "\n");                                                               \
-        }                                                                                        \
-    } while (0)
+#include "check.h"
 
 /* Whether the flags line of /proc/cpuinfo lists `flag` (as a whole word); -1 if unreadable. */
 static int cpuinfo_flags(char *buf, size_t len) {
@@ -183,6 +171,7 @@ int main(void) {
               strcmp(emb_simd_name(42), "unknown") == 0,
           "names");
 
-    printf("test_cpu: %d passed, %d failed (detected %s)\n", g_pass, g_fail, emb_simd_name(det));
-    return g_fail != 0;
+    char extra[64];
+    snprintf(extra, sizeof extra, " (detected %s)", emb_simd_name(det));
+    return check_summary("test_cpu", extra);
 }

@@ -24,19 +24,7 @@
 #define NTT 2
 #define NLABELS 3
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (cond) {                                                                            \
-            passed++;                                                                          \
-        } else {                                                                               \
-            failed++;                                                                          \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                        \
-            printf(__VA_ARGS__);                                                               \
-            printf("\n");                                                                      \
-        }                                                                                      \
-    } while (0)
+#include "check.h"
 
 static uint64_t rng = 0x2545F4914F6CDD1Dull;
 static float frand(float lo, float hi) {
@@ -923,6 +911,5 @@ int main(void) {
     free_table(&tb);
     emb_pool_free(p1);
     emb_pool_free(p2);
-    printf("test_encoder: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_summary("test_encoder", NULL);
 }

@@ -19,21 +19,7 @@
 #include "pool.h"
 #include "quants.h"
 
-static int n_pass, n_fail;
-
-#define CHECK(cond, ...)                                         \
-    do {                                                         \
-        if (cond) {                                              \
-            n_pass++;                                            \
-        } else {                                                 \
-            n_fail++;                                            \
-            if (n_fail < 30) {                                   \
-                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-                fprintf(stderr, __VA_ARGS__);                    \
-                fputc('\n', stderr);                             \
-            }                                                    \
-        }                                                        \
-    } while (0)
+#include "check.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static uint32_t rnd(void) {
@@ -475,6 +461,5 @@ int main(void) {
     test_errors();
     emb_pool_free(pool);
     emb_pool_free(pool3);
-    printf("test_gemm: %d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return check_summary("test_gemm", NULL);
 }

@@ -10,19 +10,7 @@
 #include "embedd.h"
 #include "pool.h"
 
-static int n_pass, n_fail;
-
-#define CHECK(cond, ...)                                          \
-    do {                                                          \
-        if (cond) {                                               \
-            n_pass++;                                             \
-        } else {                                                  \
-            n_fail++;                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);  \
-            fprintf(stderr, __VA_ARGS__);                         \
-            fputc('\n', stderr);                                  \
-        }                                                         \
-    } while (0)
+#include "check.h"
 
 #define MAX_T 64
 
@@ -209,6 +197,5 @@ int main(void) {
         emb_pool_free(p);
     }
 
-    printf("test_pool: %d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return check_summary("test_pool", NULL);
 }

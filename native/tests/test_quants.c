@@ -12,19 +12,7 @@
 #include "embedd.h"
 #include "quants.h"
 
-static int g_pass, g_fail;
-
-#define CHECK(cond, ...)                                                                         \
-    do {                                                                                         \
-        if (cond) {                                                                              \
-            g_pass++;                                                                            \
-        } else {                                                                                 \
-            g_fail++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                 \
-            fprintf(stderr, __VA_ARGS__);                                                        \
-            fprintf(stderr, "\n");                                                               \
-        }                                                                                        \
-    } while (0)
+#include "check.h"
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
@@ -671,7 +659,7 @@ int main(void) {
     test_float_rows_exhaustive();
     test_levels_match_scalar();
     test_activation_quant();
-    printf("test_quants: %d passed, %d failed (levels up to %s)\n", g_pass, g_fail,
-           emb_simd_name(emb_simd_detect()));
-    return g_fail != 0;
+    char extra[64];
+    snprintf(extra, sizeof extra, " (levels up to %s)", emb_simd_name(emb_simd_detect()));
+    return check_summary("test_quants", extra);
 }
