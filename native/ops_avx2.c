@@ -12,6 +12,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "ops_impl.h"
+
 void emb_layernorm_ref(float *y, const float *x, const float *g, const float *b, int64_t n,
                        float eps);
 void emb_gelu_ref(float *x, int64_t n);

@@ -6,6 +6,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "ops_impl.h"
+
 static inline __m512 exp16(__m512 x) {
     const __mmask16 underflow = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
     x = _mm512_min_ps(x, _mm512_set1_ps(88.0f));
