@@ -7,7 +7,6 @@
  */
 #include <math.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,20 +339,29 @@ typedef struct {
     float scale;
     float *scores;
     int64_t scores_stride; /* floats per worker */
-    atomic_int_fast64_t next;
 } attn_task;
 
-/* Each worker takes (sequence, head) units until none are left. A unit's result does not depend
-   on which worker computes it, so outputs are identical for any thread count. */
+/* Each worker computes the (sequence, head) units of its share. A unit's result does not depend
+   on which worker computes it, so outputs are identical for any thread count. Shares used to be
+   claimed from an atomic counter (heads of one sequence alternating between threads); static
+   shares that follow row ownership measured 28.1k -> 31.3k tok/s at 2 threads (bench-engine,
+   corpus order, alternating runs), at the cost of no rebalancing when lengths differ. */
 static void run_attention(void *arg, int ith, int nth) {
     attn_task *a = arg;
-    (void)nth;
     float *S = a->scores + ith * a->scores_stride;
     const int64_t ld = 3 * a->E;
-    for (;;) {
-        const int64_t u = atomic_fetch_add(&a->next, 1);
-        if (u >= a->n_units) break;
+    /* Static shares: worker ith takes the sequences whose first row lies in its row share of the
+       matmuls (emb_split over rows, as emb_matmul splits them), so Q, K and V are mostly read by
+       the core that wrote them. */
+    const int64_t n_seqs = a->n_units / a->n_head;
+    const int64_t rows = a->seq_off[n_seqs] - a->seq_off[0];
+    int64_t r_lo, r_hi;
+    emb_split(rows, ith, nth, &r_lo, &r_hi);
+    for (int64_t u = 0; u < a->n_units; u++) {
         const int64_t s = u / a->n_head, h = u % a->n_head;
+        const int64_t first = a->seq_off[s] - a->seq_off[0];
+        if (first < r_lo) continue;
+        if (first >= r_hi) break;
         const int64_t off = a->seq_off[s] - a->base, L = a->seq_off[s + 1] - a->seq_off[s];
         const float *K = a->qkv + off * ld + a->E + h * a->hd;
         const float *V = a->qkv + off * ld + 2 * a->E + h * a->hd;
@@ -500,7 +508,6 @@ static void run_layers(emb_ctx *c, emb_pool *p, int32_t s0, int32_t s1) {
                         .scale = 1.0f / sqrtf((float)(E / H)),
                         .scores = c->scores,
                         .scores_stride = ATTN_Q_CHUNK * c->cap_len};
-        atomic_init(&at.next, 0);
         emb_pool_run(p, run_attention, &at);
         /* hidden = hidden + attn Wo^T + bo, then LayerNorm */
         emb_matmul(p, &L->out, c->attn, R, hid, hid, EMB_EPI_NONE, c->mm_scratch);
