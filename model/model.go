@@ -466,33 +466,40 @@ func (m *Model) Embed(texts []string, normalize bool) ([][]float32, error) {
 	if len(texts) == 0 {
 		return nil, errors.New("embed: no texts")
 	}
-	out := make([][]float32, 0, len(texts))
-	var batch []Input
-	tokens := 0
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		rows, err := m.Run(batch, normalize)
-		if err != nil {
-			return fmt.Errorf("embed: %w", err)
-		}
-		out = append(out, rows...)
-		batch, tokens = batch[:0], 0
-		return nil
-	}
-	for _, t := range texts {
+	inputs := make([]Input, len(texts))
+	for i, t := range texts {
 		enc := m.tok.Encode(t)
-		if tokens+len(enc.IDs) > embedTokenBudget {
-			if err := flush(); err != nil {
+		inputs[i] = Input{IDs: enc.IDs, TypeIDs: enc.TypeIDs}
+	}
+	out, err := m.runBudgeted(inputs, normalize)
+	if err != nil {
+		return nil, fmt.Errorf("embed: %w", err)
+	}
+	return out, nil
+}
+
+// runBudgeted runs inputs in consecutive packed batches of at most embedTokenBudget tokens (a
+// longer single input runs alone) and returns one row per input in order.
+func (m *Model) runBudgeted(inputs []Input, normalize bool) ([][]float32, error) {
+	out := make([][]float32, 0, len(inputs))
+	start, tokens := 0, 0
+	for i, in := range inputs {
+		if i > start && tokens+len(in.IDs) > embedTokenBudget {
+			rows, err := m.Run(inputs[start:i], normalize)
+			if err != nil {
 				return nil, err
 			}
+			out = append(out, rows...)
+			start, tokens = i, 0
 		}
-		batch = append(batch, Input{IDs: enc.IDs, TypeIDs: enc.TypeIDs})
-		tokens += len(enc.IDs)
+		tokens += len(in.IDs)
 	}
-	if err := flush(); err != nil {
-		return nil, err
+	if start < len(inputs) {
+		rows, err := m.Run(inputs[start:], normalize)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
 	}
 	return out, nil
 }

@@ -88,29 +88,3 @@ func (m *Model) Rerank(query string, documents []string, raw bool) ([]float64, e
 	}
 	return scores, nil
 }
-
-// runBudgeted runs inputs in consecutive packed batches of at most embedTokenBudget tokens (a
-// longer single input runs alone) and returns one row per input in order.
-func (m *Model) runBudgeted(inputs []Input, normalize bool) ([][]float32, error) {
-	out := make([][]float32, 0, len(inputs))
-	start, tokens := 0, 0
-	for i, in := range inputs {
-		if i > start && tokens+len(in.IDs) > embedTokenBudget {
-			rows, err := m.Run(inputs[start:i], normalize)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, rows...)
-			start, tokens = i, 0
-		}
-		tokens += len(in.IDs)
-	}
-	if start < len(inputs) {
-		rows, err := m.Run(inputs[start:], normalize)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rows...)
-	}
-	return out, nil
-}
