@@ -323,10 +323,18 @@ static void run_norm(void *arg, int ith, int nth) {
     }
 }
 
+/* Floats up to which a per-row step runs on the caller alone: LayerNorm of ~20 rows of 384 takes
+   about as long as one pool round trip (publish, wake, wait), and short queries issue several such
+   steps per layer. Rows are independent, so who runs them does not change the results. */
+#define SERIAL_ROW_FLOATS 8192
+
 static void layernorm_rows(emb_pool *p, float *x, const float *g, const float *b, int64_t rows,
                            int64_t n, float eps) {
     norm_task a = {x, g, b, rows, n, eps};
-    emb_pool_run(p, run_norm, &a);
+    if (rows * n <= SERIAL_ROW_FLOATS)
+        run_norm(&a, 0, 1);
+    else
+        emb_pool_run(p, run_norm, &a);
 }
 
 typedef struct {
@@ -357,11 +365,16 @@ static void run_attention(void *arg, int ith, int nth) {
     const int64_t rows = a->seq_off[n_seqs] - a->seq_off[0];
     int64_t r_lo, r_hi;
     emb_split(rows, ith, nth, &r_lo, &r_hi);
-    for (int64_t u = 0; u < a->n_units; u++) {
+    /* Fewer sequences than workers (a single short query): row ownership would give all of them
+       to worker 0, so split the (sequence, head) units evenly instead. */
+    const int by_units = n_seqs < nth;
+    int64_t u_lo = 0, u_hi = a->n_units;
+    if (by_units) emb_split(a->n_units, ith, nth, &u_lo, &u_hi);
+    for (int64_t u = u_lo; u < u_hi; u++) {
         const int64_t s = u / a->n_head, h = u % a->n_head;
         const int64_t first = a->seq_off[s] - a->seq_off[0];
-        if (first < r_lo) continue;
-        if (first >= r_hi) break;
+        if (!by_units && first < r_lo) continue;
+        if (!by_units && first >= r_hi) break;
         const int64_t off = a->seq_off[s] - a->base, L = a->seq_off[s + 1] - a->seq_off[s];
         const float *K = a->qkv + off * ld + a->E + h * a->hd;
         const float *V = a->qkv + off * ld + 2 * a->E + h * a->hd;
@@ -565,7 +578,10 @@ int emb_encode(emb_ctx *c, emb_pool *p, const emb_batch *b, float *out, int64_t 
     }
 
     embed_task et = {m, b, c->pos, tr->to_float, c->hidden, T};
-    emb_pool_run(p, run_embed, &et);
+    if (T * m->hp.n_embd <= SERIAL_ROW_FLOATS)
+        run_embed(&et, 0, 1);
+    else
+        emb_pool_run(p, run_embed, &et);
 
     for (int32_t s0 = 0; s0 < b->n_seqs;) {
         int32_t s1 = s0 + 1;
