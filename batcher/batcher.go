@@ -1,10 +1,12 @@
 // Package batcher queues tokenized inputs per model and runs them through the engine in dynamic
-// batches. One scheduler goroutine serves every model, so exactly one batch computes at a time on the
+// batches. One scheduler serves every model, and exactly one batch computes at a time on the
 // engine's shared thread pool (never more compute threads than cores in total).
 //
-// When the engine is idle a request runs at once; while it is busy, arrivals accumulate and the next
-// batch takes as many as fit the token budget and the input limit (optionally waiting up to MaxWait
-// for more). Requests larger than one batch are split across consecutive batches. Queues are bounded
+// When the engine is idle and MaxWait is 0, a lone request runs at once on the submitting goroutine
+// itself: no hand-off to the scheduler goroutine and back, which cost two goroutine wake-ups per
+// short query. While the engine is busy, arrivals accumulate and the scheduler's next batch takes
+// as many as fit the token budget and the input limit (optionally waiting up to MaxWait for more).
+// Requests larger than one batch are split across consecutive batches. Queues are bounded
 // (ErrQueueFull) and a request whose context ends while queued is dropped without being computed.
 package batcher
 
@@ -86,8 +88,13 @@ type Scheduler struct {
 	queues  []*Queue      // round-robin order
 	rr      int
 	stopped bool
-	quit    chan struct{}
-	exited  chan struct{}
+	// busy is true while a batch computes, run either by the scheduler goroutine or inline by a
+	// submitter; it keeps exactly one batch on the engine at a time. idle is signalled when it clears.
+	busy   bool
+	idle   *sync.Cond
+	inline batch // the batch of an inline run (only the holder of busy touches it)
+	quit   chan struct{}
+	exited chan struct{}
 }
 
 // New starts a scheduler. m may be nil.
@@ -102,6 +109,7 @@ func New(cfg Config, m *metrics.Metrics) (*Scheduler, error) {
 		quit:    make(chan struct{}),
 		exited:  make(chan struct{}),
 	}
+	s.idle = sync.NewCond(&s.mu)
 	go s.loop()
 	return s, nil
 }
@@ -176,9 +184,20 @@ func (q *Queue) Submit(ctx context.Context, inputs []Input) ([][]float32, error)
 	}
 	q.jobs = append(q.jobs, j)
 	n := len(q.jobs)
-	s.mu.Unlock()
-	s.metrics.SetQueueLength(q.name, n)
-	s.signal()
+	if s.cfg.MaxWait == 0 && !s.busy && s.onlyJobLocked(j) && s.formLocked(&s.inline) {
+		// Idle engine, nothing else waiting: compute here rather than hand off to the scheduler.
+		s.busy = true
+		s.mu.Unlock()
+		s.metrics.SetQueueLength(q.name, n)
+		s.run(&s.inline)
+		s.mu.Lock()
+		s.releaseLocked()
+		s.mu.Unlock()
+	} else {
+		s.mu.Unlock()
+		s.metrics.SetQueueLength(q.name, n)
+		s.signal()
+	}
 
 	select {
 	case <-j.done:
@@ -204,6 +223,29 @@ func (q *Queue) Submit(ctx context.Context, inputs []Input) ([][]float32, error)
 		s.mu.Unlock()
 		s.metrics.SetQueueLength(q.name, n)
 		return nil, ctx.Err()
+	}
+}
+
+// onlyJobLocked reports whether j is the one request waiting in any queue.
+func (s *Scheduler) onlyJobLocked(j *job) bool {
+	for _, q := range s.queues {
+		if len(q.jobs) > 1 || (len(q.jobs) == 1 && q.jobs[0] != j) {
+			return false
+		}
+	}
+	return true
+}
+
+// releaseLocked marks the engine idle after a batch and wakes the scheduler if work is waiting
+// (an inline run may leave the rest of a large request, or arrivals that came meanwhile).
+func (s *Scheduler) releaseLocked() {
+	s.busy = false
+	s.idle.Broadcast()
+	for _, q := range s.queues {
+		if len(q.jobs) > 0 {
+			s.signal()
+			return
+		}
 	}
 }
 
@@ -241,6 +283,12 @@ func (s *Scheduler) Stop() {
 	}
 	close(s.quit)
 	<-s.exited
+	// An inline batch may still be computing on a submitter's goroutine: let it finish.
+	s.mu.Lock()
+	for s.busy {
+		s.idle.Wait()
+	}
+	s.mu.Unlock()
 }
 
 // batchPart is the slice of one job's inputs a batch computes.
@@ -262,7 +310,10 @@ func (s *Scheduler) loop() {
 	var b batch
 	for {
 		s.mu.Lock()
-		ok := s.formLocked(&b)
+		ok := !s.busy && s.formLocked(&b)
+		if ok {
+			s.busy = true
+		}
 		s.mu.Unlock()
 		if !ok {
 			select {
@@ -276,6 +327,9 @@ func (s *Scheduler) loop() {
 			s.waitForMore(&b)
 		}
 		s.run(&b)
+		s.mu.Lock()
+		s.releaseLocked()
+		s.mu.Unlock()
 	}
 }
 

@@ -3,6 +3,9 @@ package batcher
 import (
 	"context"
 	"errors"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -316,5 +319,63 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// stackRunner records whether each batch ran on the submitting goroutine (inline) or on the
+// scheduler's goroutine, from the call stack.
+type stackRunner struct {
+	mu     sync.Mutex
+	inline []bool
+}
+
+func (r *stackRunner) Run(inputs []Input, normalize bool) ([][]float32, error) {
+	buf := make([]byte, 64<<10)
+	stack := string(buf[:runtime.Stack(buf, false)])
+	r.mu.Lock()
+	r.inline = append(r.inline, strings.Contains(stack, "(*Queue).Submit"))
+	r.mu.Unlock()
+	out := make([][]float32, len(inputs))
+	for i := range out {
+		out[i] = []float32{1}
+	}
+	return out, nil
+}
+
+// A lone request on an idle engine runs on the caller's goroutine when MaxWait is 0; with MaxWait
+// it goes through the scheduler (which waits for arrivals), and the rest of a request larger than
+// one batch is continued by the scheduler.
+func TestIdleEngineRunsLoneRequestInline(t *testing.T) {
+	cases := []struct {
+		name       string
+		maxWait    time.Duration
+		maxInputs  int
+		inputs     int
+		wantInline []bool
+	}{
+		{"idle, no wait", 0, 8, 3, []bool{true}},
+		{"max wait set", time.Millisecond, 8, 3, []bool{false}},
+		{"larger than a batch", 0, 2, 5, []bool{true, false, false}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &stackRunner{}
+			s := newSched(t, Config{MaxBatchTokens: 1000, MaxBatchInputs: tc.maxInputs, MaxWait: tc.maxWait, QueueLength: 4})
+			q := s.NewQueue("m", r, true)
+			inputs := make([]Input, tc.inputs)
+			for i := range inputs {
+				inputs[i] = seq(int32(i), 2)
+			}
+			out, err := q.Submit(context.Background(), inputs)
+			if err != nil || len(out) != tc.inputs {
+				t.Fatalf("Submit = %d vectors, %v; want %d", len(out), err, tc.inputs)
+			}
+			r.mu.Lock()
+			got := append([]bool(nil), r.inline...)
+			r.mu.Unlock()
+			if !slices.Equal(got, tc.wantInline) {
+				t.Errorf("batches ran inline = %v, want %v", got, tc.wantInline)
+			}
+		})
 	}
 }

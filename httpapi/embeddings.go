@@ -10,6 +10,8 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -432,8 +434,147 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 		}
 		resp.Data[i] = embeddingObject{Object: "embedding", Index: i, Embedding: emb}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	writeEmbeddings(w, &resp)
 	s.finish(c, metrics.OutcomeOK)
+}
+
+// writeEmbeddings answers resp with 200. It encodes by hand what json.Marshal would produce byte
+// for byte, because reflection over hundreds of float32 per vector was most of the server's own
+// time on short queries; anything it cannot encode (NaN, Inf) falls back to writeJSON's answer.
+func writeEmbeddings(w http.ResponseWriter, resp *embeddingsResponse) {
+	bufp := responseBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*bufp) <= maxPooledResponse {
+			responseBuffers.Put(bufp)
+		}
+	}()
+	// Up to 16 bytes per float ("-0.012345678" plus a comma): one allocation at most.
+	need := 64 + len(resp.Data)*(48+16*embeddingLen(resp))
+	if cap(*bufp) < need {
+		*bufp = make([]byte, 0, need)
+	}
+	body, ok := appendEmbeddingsJSON((*bufp)[:0], resp)
+	*bufp = body[:0]
+	if !ok {
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	body = append(body, '\n')
+	*bufp = body[:0]
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// responseBuffers recycles response bodies: a short query's ~6 KB answer was the server's largest
+// allocation per request, and fewer allocations mean fewer GC cycles competing with the engine.
+// Buffers above maxPooledResponse (bulk answers) are left to the GC rather than kept resident.
+var responseBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+const maxPooledResponse = 256 << 10
+
+// embeddingLen is the length of the first embedding in floats or base64 bytes (a size hint).
+func embeddingLen(resp *embeddingsResponse) int {
+	if len(resp.Data) == 0 {
+		return 0
+	}
+	switch e := resp.Data[0].Embedding.(type) {
+	case []float32:
+		return len(e)
+	case string:
+		return len(e) / 10
+	}
+	return 0
+}
+
+// appendEmbeddingsJSON appends resp as json.Marshal encodes it; false when it holds a value
+// json.Marshal refuses (a non-finite float) or an embedding of another type.
+func appendEmbeddingsJSON(b []byte, resp *embeddingsResponse) ([]byte, bool) {
+	b = append(b, `{"object":`...)
+	b = appendJSONString(b, resp.Object)
+	b = append(b, `,"data":`...)
+	if resp.Data == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, d := range resp.Data {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"object":`...)
+			b = appendJSONString(b, d.Object)
+			b = append(b, `,"index":`...)
+			b = strconv.AppendInt(b, int64(d.Index), 10)
+			b = append(b, `,"embedding":`...)
+			switch e := d.Embedding.(type) {
+			case []float32:
+				var ok bool
+				if b, ok = appendJSONFloats(b, e); !ok {
+					return b, false
+				}
+			case string:
+				b = appendJSONString(b, e)
+			default:
+				return b, false
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"model":`...)
+	b = appendJSONString(b, resp.Model)
+	b = append(b, `,"usage":{"prompt_tokens":`...)
+	b = strconv.AppendInt(b, int64(resp.Usage.PromptTokens), 10)
+	b = append(b, `,"total_tokens":`...)
+	b = strconv.AppendInt(b, int64(resp.Usage.TotalTokens), 10)
+	return append(b, "}}"...), true
+}
+
+// appendJSONString appends s as a JSON string. Plain strings (printable ASCII without quotes,
+// backslashes or the HTML characters encoding/json escapes) are copied; others go through
+// json.Marshal so that escaping stays identical.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			enc, _ := json.Marshal(s) // a string always encodes
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendJSONFloats appends v as a JSON array the way encoding/json formats float32 (shortest
+// representation; exponent form below 1e-6 and from 1e21, with a one-digit negative exponent
+// unpadded); false on NaN or Inf, which JSON cannot hold.
+func appendJSONFloats(b []byte, v []float32) ([]byte, bool) {
+	if v == nil {
+		return append(b, "null"...), true
+	}
+	b = append(b, '[')
+	for i, x := range v {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		f := float64(x)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return b, false
+		}
+		format := byte('f')
+		if abs := float32(math.Abs(f)); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+			format = 'e'
+		}
+		b = strconv.AppendFloat(b, f, format, -1, 32)
+		if format == 'e' {
+			if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+				b[n-2] = b[n-1]
+				b = b[:n-1]
+			}
+		}
+	}
+	return append(b, ']'), true
 }
 
 // l2normalize scales v to unit length in place (a zero vector stays zero).

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,6 +89,22 @@ func (f *serveFlags) load() (*config.Config, error) {
 	return cfg, nil
 }
 
+// serveGCPercent is the server's GOGC when the environment sets none. The Go heap of a server is
+// small (a few MB: tokenizer tables, requests in flight; the weights live in C memory), so Go's default
+// of 100 collects every few hundred short queries, and each cycle's background marking takes CPU from
+// the engine's threads on a small machine: the requests that overlap it make the latency tail. 400
+// collects about four times less often for a heap that peaks a few MB higher. GOGC (and GOMEMLIMIT)
+// in the environment still take precedence.
+const serveGCPercent = 400
+
+// setGCDefault applies serveGCPercent unless GOGC is set (non-empty) in the environment.
+func setGCDefault(lookupEnv func(string) (string, bool)) {
+	if v, ok := lookupEnv("GOGC"); ok && v != "" { // the runtime treats an empty GOGC as unset too
+		return
+	}
+	debug.SetGCPercent(serveGCPercent)
+}
+
 func logLevel(s string) slog.Level {
 	switch strings.ToLower(s) {
 	case "debug":
@@ -112,6 +129,8 @@ func runServe(args []string) error {
 	var level slog.LevelVar
 	level.Set(logLevel(cfg.Server.LogLevel))
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &level})))
+
+	setGCDefault(os.LookupEnv)
 
 	threads := cfg.EffectiveThreads()
 	pool, err := bindings.NewPool(threads)
