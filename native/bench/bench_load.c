@@ -13,35 +13,7 @@
 
 #include "embedd.h"
 
-typedef struct { const uint8_t *p; size_t len, pos; int bad; } rd;
-
-static int take(rd *r, void *out, size_t n) {
-    if (r->bad || n > r->len - r->pos) { r->bad = 1; return -1; }
-    if (out) memcpy(out, r->p + r->pos, n);
-    r->pos += n;
-    return 0;
-}
-static uint64_t u64(rd *r) { uint64_t v = 0; take(r, &v, 8); return v; }
-static uint32_t u32(rd *r) { uint32_t v = 0; take(r, &v, 4); return v; }
-
-static void skip_value(rd *r, uint32_t type, int depth) {
-    static const size_t sizes[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
-    if (type == 8) { uint64_t n = u64(r); take(r, NULL, n > r->len ? r->len + 1 : (size_t)n); return; }
-    if (type == 9 && depth < 2) {
-        uint32_t et = u32(r);
-        uint64_t n = u64(r);
-        for (uint64_t i = 0; i < n && !r->bad; i++) skip_value(r, et, depth + 1);
-        return;
-    }
-    if (type > 12 || type == 9) { r->bad = 1; return; }
-    take(r, NULL, sizes[type]);
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "bench_util.h"
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

@@ -12,11 +12,7 @@
 #include "embedd.h"
 #include "quants.h"
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "bench_util.h"
 
 int main(void) {
     const int32_t types[] = {EMB_TYPE_F16,  EMB_TYPE_BF16, EMB_TYPE_Q4_0, EMB_TYPE_Q4_1,
