@@ -11,16 +11,16 @@
 
 typedef struct { const uint8_t *p; size_t len, pos; int bad; } rd;
 
-static int take(rd *r, void *out, size_t n) {
+static inline int take(rd *r, void *out, size_t n) {
     if (r->bad || n > r->len - r->pos) { r->bad = 1; return -1; }
     if (out) memcpy(out, r->p + r->pos, n);
     r->pos += n;
     return 0;
 }
-static uint64_t u64(rd *r) { uint64_t v = 0; take(r, &v, 8); return v; }
-static uint32_t u32(rd *r) { uint32_t v = 0; take(r, &v, 4); return v; }
+static inline uint64_t u64(rd *r) { uint64_t v = 0; take(r, &v, 8); return v; }
+static inline uint32_t u32(rd *r) { uint32_t v = 0; take(r, &v, 4); return v; }
 
-static void skip_value(rd *r, uint32_t type, int depth) {
+static inline void skip_value(rd *r, uint32_t type, int depth) {
     static const size_t sizes[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
     if (type == 8) { uint64_t n = u64(r); take(r, NULL, n > r->len ? r->len + 1 : (size_t)n); return; }
     if (type == 9 && depth < 2) {
@@ -33,7 +33,7 @@ static void skip_value(rd *r, uint32_t type, int depth) {
     take(r, NULL, sizes[type]);
 }
 
-static double now(void) {
+static inline double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
