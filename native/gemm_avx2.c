@@ -7,7 +7,6 @@
  * sgemms. Scalar references: gemm.c. Layouts: gemm_impl.h.
  */
 #include <immintrin.h>
-#include <math.h>
 #include <string.h>
 
 #include "gemm_impl.h"
@@ -50,21 +49,9 @@ void emb_quant_row_avx2(const float *x, int64_t k, int64_t lda, uint8_t *q, floa
         _mm256_storeu_si256((__m256i *)(q + i), bytes);
         sa[b] = amax / 127.0f;
     }
-    if (i < k) {
-        float amax = 0.0f;
-        for (int64_t j = i; j < k; j++) {
-            float v = fabsf(x[j]);
-            amax = v > amax ? v : amax;
-        }
-        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-        for (int64_t j = i; j < k; j++) {
-            long r = lrintf(x[j] * inv);
-            r = r > 127 ? 127 : r < -127 ? -127 : r;
-            q[j] = (uint8_t)(r + (offset128 ? 128 : 0));
-        }
-        sa[b] = amax / 127.0f;
-    }
-    if (lda > k) memset(q + k, offset128 ? 128 : 0, (size_t)(lda - k));
+    /* The final partial block and the padding: the scalar reference on the rest of the row, which
+       starts on a block boundary (same IEEE operations, so the same bytes). */
+    emb_quant_row_scalar(x + i, k - i, lda - i, q + i, sa + b, offset128);
 }
 
 /* Writes 16 finished outputs (cnt of them valid) of one row, adding the residual if any. */
