@@ -45,6 +45,9 @@ type Config struct {
 	MaxBatchInputs int           // sequences per batch
 	MaxWait        time.Duration // how long a non-full batch may wait for more arrivals; 0 = none
 	QueueLength    int           // requests that may wait per model
+	// OnIdle, if set, is called (under the scheduler's lock: it must be quick and must not call
+	// back) each time a batch ends with no request waiting. serve parks the thread pool with it.
+	OnIdle func()
 }
 
 func (c Config) validate() error {
@@ -246,6 +249,9 @@ func (s *Scheduler) releaseLocked() {
 			s.signal()
 			return
 		}
+	}
+	if s.cfg.OnIdle != nil {
+		s.cfg.OnIdle()
 	}
 }
 

@@ -379,3 +379,41 @@ func TestIdleEngineRunsLoneRequestInline(t *testing.T) {
 		})
 	}
 }
+
+func TestOnIdleCalledWhenTheQueueEmpties(t *testing.T) {
+	var mu sync.Mutex
+	idle := 0
+	idleCount := func() int { mu.Lock(); defer mu.Unlock(); return idle }
+	r := &fakeRunner{gate: make(chan struct{}), started: make(chan struct{}, 1)}
+	s := newSched(t, Config{MaxBatchTokens: 1000, MaxBatchInputs: 1, QueueLength: 4,
+		OnIdle: func() { mu.Lock(); idle++; mu.Unlock() }})
+	q := s.NewQueue("m", r, true)
+	var wg sync.WaitGroup
+	submit := func(id int32) {
+		defer wg.Done()
+		if _, err := q.Submit(context.Background(), []Input{seq(id, 2)}); err != nil {
+			t.Error(err)
+		}
+	}
+	wg.Add(1)
+	go submit(1)
+	<-r.started // the first batch computes; the second request waits behind it
+	wg.Add(1)
+	go submit(2)
+	for q.Len() < 2 {
+		runtime.Gosched()
+	}
+	if n := idleCount(); n != 0 {
+		t.Fatalf("OnIdle called %d times while busy", n)
+	}
+	r.gate <- struct{}{} // first batch ends with a request waiting: not idle
+	<-r.started
+	if n := idleCount(); n != 0 {
+		t.Fatalf("OnIdle called %d times with a request still waiting", n)
+	}
+	r.gate <- struct{}{} // second batch ends with nothing waiting: idle once
+	wg.Wait()
+	if n := idleCount(); n != 1 {
+		t.Fatalf("OnIdle called %d times, want 1", n)
+	}
+}

@@ -303,6 +303,18 @@ func NewPool(threads int) (*Pool, error) {
 // Threads is the number of workers.
 func (p *Pool) Threads() int { return p.n }
 
+// Park tells the workers that no work is coming soon, so they sleep at once instead of spinning
+// for the next task (emb_pool_park). It is a hint: while an Encode holds the pool it does nothing.
+func (p *Pool) Park() {
+	if !p.mu.TryLock() {
+		return
+	}
+	defer p.mu.Unlock()
+	if p.p != nil {
+		C.emb_pool_park(p.p)
+	}
+}
+
 // Close stops the workers, after any running Encode finishes.
 func (p *Pool) Close() {
 	p.mu.Lock()

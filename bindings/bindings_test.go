@@ -178,8 +178,13 @@ func TestEncodeAndBatchChecks(t *testing.T) {
 	}
 
 	// Closed objects give errors, not crashes.
-	p2, _ := NewPool(1)
+	p2, _ := NewPool(2)
+	p2.Park() // parked workers wake for the next encode
+	if err := c.Encode(p2, good, out); err != nil {
+		t.Errorf("Encode after Park: %v", err)
+	}
 	p2.Close()
+	p2.Park() // a hint: no effect on a closed pool
 	if err := c.Encode(p2, good, out); err == nil {
 		t.Error("Encode on a closed pool accepted")
 	}

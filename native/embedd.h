@@ -141,6 +141,11 @@ typedef struct emb_pool emb_pool;
 emb_pool *emb_pool_create(int32_t n_threads, char *err, size_t err_len);
 void emb_pool_free(emb_pool *p);
 int32_t emb_pool_threads(const emb_pool *p);
+/* Says no work is coming soon (a server whose queue just emptied): the workers, which otherwise
+   spin for a while after each task so that the dozens of tasks of one forward pass reach them in
+   microseconds, go to sleep at once and leave the cores to the threads that answer the request.
+   The next task wakes them. A hint: safe to call at any time, also during emb_encode. */
+void emb_pool_park(emb_pool *p);
 
 typedef struct emb_ctx emb_ctx;
 emb_ctx *emb_ctx_create(const emb_model *m, char *err, size_t err_len);

@@ -144,6 +144,7 @@ func runServe(args []string) error {
 		MaxBatchInputs: cfg.Batching.MaxBatchInputs,
 		MaxWait:        cfg.Batching.MaxWait.Duration,
 		QueueLength:    cfg.Batching.QueueLength,
+		OnIdle:         pool.Park, // spinning workers would take a core from the HTTP response
 	}, met)
 	if err != nil {
 		return err

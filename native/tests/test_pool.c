@@ -168,6 +168,33 @@ int main(void) {
         free(t);
     }
 
+    /* Parked workers (emb_pool_park, also called while runs are under way) still run every share
+       of the next runs exactly once. */
+    {
+        char err[256];
+        emb_pool *p = emb_pool_create(3, err, sizeof err);
+        CHECK(p != NULL, "create: %s", err);
+        task_state *t = calloc(1, sizeof *t);
+        t->expect_nth = 3;
+        t->n = 11;
+        int runs = 600, ok = 1;
+        for (int r = 0; r < runs; r++) {
+            emb_pool_run(p, count_task, t);
+            if (t->sums[0] + t->sums[1] + t->sums[2] != 55) ok = 0;
+            if (r % 3 == 0) emb_pool_park(p);
+            if (r % 100 == 0) {
+                struct timespec ts = {0, 2 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        CHECK(ok, "parked pool: a run returned before its shares were done");
+        for (int i = 0; i < 3; i++)
+            CHECK(atomic_load(&t->count[i]) == runs, "parked pool: worker %d ran %d of %d", i, atomic_load(&t->count[i]), runs);
+        emb_pool_park(NULL);
+        emb_pool_free(p);
+        free(t);
+    }
+
     /* Several pools at once, and the default size. */
     {
         char err[256];
