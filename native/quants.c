@@ -239,18 +239,6 @@ static void q8_0_to_float(const void *src, float *dst, int64_t n) {
     }
 }
 
-/* The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K block: sub-blocks 0..3 use the low
-   six bits of bytes 0..3 (scales) and 4..7 (mins); 4..7 take their low nibbles from bytes 8..11 and
-   their top two bits from the spare top bits of bytes 0..7. */
-static inline void k_scale_min(int j, const uint8_t *q, int *sc, int *m) {
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
 
 /* Q4_K: 8 sub-blocks of 32; x = d * sc * q - dmin * m. qs byte l of 64-element chunk c holds
    element 64c + l (low nibble, sub-block 2c) and 64c + 32 + l (high nibble, sub-block 2c + 1). */
@@ -261,8 +249,8 @@ static void q4_K_to_float(const void *src, float *dst, int64_t n) {
         const uint8_t *q = b[i].qs;
         for (int c = 0; c < 4; c++, q += 32, dst += 64) {
             int sc1, m1, sc2, m2;
-            k_scale_min(2 * c, b[i].scales, &sc1, &m1);
-            k_scale_min(2 * c + 1, b[i].scales, &sc2, &m2);
+            emb_k_scale_min(2 * c, b[i].scales, &sc1, &m1);
+            emb_k_scale_min(2 * c + 1, b[i].scales, &sc2, &m2);
             float d1 = d * (float)sc1, mm1 = dmin * (float)m1;
             float d2 = d * (float)sc2, mm2 = dmin * (float)m2;
             for (int l = 0; l < 32; l++) {
@@ -282,8 +270,8 @@ static void q5_K_to_float(const void *src, float *dst, int64_t n) {
         const uint8_t *q = b[i].qs;
         for (int c = 0; c < 4; c++, q += 32, dst += 64) {
             int sc1, m1, sc2, m2;
-            k_scale_min(2 * c, b[i].scales, &sc1, &m1);
-            k_scale_min(2 * c + 1, b[i].scales, &sc2, &m2);
+            emb_k_scale_min(2 * c, b[i].scales, &sc1, &m1);
+            emb_k_scale_min(2 * c + 1, b[i].scales, &sc2, &m2);
             float d1 = d * (float)sc1, mm1 = dmin * (float)m1;
             float d2 = d * (float)sc2, mm2 = dmin * (float)m2;
             for (int l = 0; l < 32; l++) {
@@ -505,7 +493,7 @@ static void q4_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
         int sumi = 0, summ = 0;
         for (int j = 0; j < 8; j++) {
             int sc, m;
-            k_scale_min(j, x[i].scales, &sc, &m);
+            emb_k_scale_min(j, x[i].scales, &sc, &m);
             const uint8_t *q = x[i].qs + 32 * (j / 2);
             const int8_t *a = y[i].qs + 32 * j;
             int dot = 0;
@@ -526,7 +514,7 @@ static void q5_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
         int sumi = 0, summ = 0;
         for (int j = 0; j < 8; j++) {
             int sc, m;
-            k_scale_min(j, x[i].scales, &sc, &m);
+            emb_k_scale_min(j, x[i].scales, &sc, &m);
             const uint8_t *q = x[i].qs + 32 * (j / 2);
             const int8_t *a = y[i].qs + 32 * j;
             int dot = 0;

@@ -44,6 +44,19 @@ _Static_assert(sizeof(block_q5_K) == 176, "q5_K size");
 _Static_assert(sizeof(block_q6_K) == 210, "q6_K size");
 _Static_assert(sizeof(block_q8_K) == 292, "q8_K size");
 
+/* The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K block: sub-blocks 0..3 use the low
+   six bits of bytes 0..3 (scales) and 4..7 (mins); 4..7 take their low nibbles from bytes 8..11 and
+   their top two bits from the spare top bits of bytes 0..7. */
+static inline void emb_k_scale_min(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
 /* n is always a positive multiple of the type's block size; callers check that. */
 typedef void (*emb_to_float_fn)(const void *src, float *dst, int64_t n);
 typedef void (*emb_from_float_fn)(const float *src, void *dst, int64_t n);

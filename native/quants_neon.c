@@ -49,16 +49,6 @@ static inline uint8x16_t n_bits16(uint32_t qh, int k) {
     return vtstq_u8(v, vld1q_u8(bit));
 }
 
-static inline void n_k_scale_min(int j, const uint8_t *q, int *sc, int *m) {
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
 /* The 32 values of Q5_0/Q5_1 block b (0..31) as two vectors: elements 0..15 and 16..31. */
 static inline void n_q5_values(const uint8_t *qs, const uint8_t *qhb, uint8x16_t out[2]) {
     uint32_t qh;
@@ -150,7 +140,7 @@ static inline void n_qk_to_float(const uint8_t *scales, const uint8_t *qs, const
                                  float dmin, float *dst) {
     for (int j = 0; j < 8; j++, dst += 32) {
         int sc, m;
-        n_k_scale_min(j, scales, &sc, &m);
+        emb_k_scale_min(j, scales, &sc, &m);
         float32x4_t vd = vdupq_n_f32(d * (float)sc), vm = vdupq_n_f32(-(dmin * (float)m));
         const uint8_t *q = qs + 32 * (j / 2);
         for (int h = 0; h < 2; h++) {
@@ -396,7 +386,7 @@ static inline void n_qk_dot(const uint8_t *scales, const uint8_t *qs, const uint
     int sumi = 0, summ = 0;
     for (int j = 0; j < 8; j++) {
         int sc, m;
-        n_k_scale_min(j, scales, &sc, &m);
+        emb_k_scale_min(j, scales, &sc, &m);
         const uint8_t *q = qs + 32 * (j / 2);
         int32x4_t acc = vdupq_n_s32(0);
         for (int h = 0; h < 2; h++) {

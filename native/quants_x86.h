@@ -70,16 +70,6 @@ static inline __m256i qx_dot_s8(__m256i x, __m256i y) {
     return qx_mul_sum_us8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
 }
 
-static inline void qx_k_scale_min(int j, const uint8_t *q, int *sc, int *m) {
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
 #define LOADU(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 
 /* ---- to_float -------------------------------------------------------------------------------- */
@@ -161,8 +151,8 @@ static void QX(q4_K_to_float)(const void *src, float *dst, int64_t n) {
         float d = qx_fp16(b[i].d), dmin = qx_fp16(b[i].dmin);
         for (int c = 0; c < 4; c++, dst += 64) {
             int sc1, m1, sc2, m2;
-            qx_k_scale_min(2 * c, b[i].scales, &sc1, &m1);
-            qx_k_scale_min(2 * c + 1, b[i].scales, &sc2, &m2);
+            emb_k_scale_min(2 * c, b[i].scales, &sc1, &m1);
+            emb_k_scale_min(2 * c + 1, b[i].scales, &sc2, &m2);
             __m256i raw = LOADU(b[i].qs + 32 * c);
             qx_store32_sub(dst, _mm256_and_si256(raw, m4), d * (float)sc1, dmin * (float)m1);
             qx_store32_sub(dst + 32, _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4), d * (float)sc2,
@@ -179,8 +169,8 @@ static void QX(q5_K_to_float)(const void *src, float *dst, int64_t n) {
         __m256i hb = LOADU(b[i].qh); /* bit j of byte l: fifth bit of sub-block j, position l */
         for (int c = 0; c < 4; c++, dst += 64) {
             int sc1, m1, sc2, m2;
-            qx_k_scale_min(2 * c, b[i].scales, &sc1, &m1);
-            qx_k_scale_min(2 * c + 1, b[i].scales, &sc2, &m2);
+            emb_k_scale_min(2 * c, b[i].scales, &sc1, &m1);
+            emb_k_scale_min(2 * c + 1, b[i].scales, &sc2, &m2);
             __m256i raw = LOADU(b[i].qs + 32 * c);
             __m256i lo = _mm256_or_si256(_mm256_and_si256(raw, m4),
                                          _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
@@ -459,8 +449,8 @@ static void QX(q4_K_vec_dot)(int64_t n, float *s, const void *vx, const void *vy
         int summ = 0;
         for (int c = 0; c < 4; c++) {
             int sc1, m1, sc2, m2;
-            qx_k_scale_min(2 * c, x[i].scales, &sc1, &m1);
-            qx_k_scale_min(2 * c + 1, x[i].scales, &sc2, &m2);
+            emb_k_scale_min(2 * c, x[i].scales, &sc1, &m1);
+            emb_k_scale_min(2 * c + 1, x[i].scales, &sc2, &m2);
             __m256i raw = LOADU(x[i].qs + 32 * c);
             acc = _mm256_add_epi32(acc, qx_dot_scaled(_mm256_and_si256(raw, m4), LOADU(y[i].qs + 64 * c),
                                                       qx_scale_vec(sc1, sc1)));
@@ -486,8 +476,8 @@ static void QX(q5_K_vec_dot)(int64_t n, float *s, const void *vx, const void *vy
         int summ = 0;
         for (int c = 0; c < 4; c++) {
             int sc1, m1, sc2, m2;
-            qx_k_scale_min(2 * c, x[i].scales, &sc1, &m1);
-            qx_k_scale_min(2 * c + 1, x[i].scales, &sc2, &m2);
+            emb_k_scale_min(2 * c, x[i].scales, &sc1, &m1);
+            emb_k_scale_min(2 * c + 1, x[i].scales, &sc2, &m2);
             __m256i raw = LOADU(x[i].qs + 32 * c);
             __m256i lo = _mm256_or_si256(_mm256_and_si256(raw, m4), _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
             hb = _mm256_srli_epi16(hb, 1);
