@@ -3,8 +3,11 @@
  * kernels every SIMD variant in gemm_<isa>.c is tested against.
  *
  * I8 path: weights are re-packed once at load to int8 with one scale per (output row, 32-block):
- * losslessly for the symmetric 32-blocks of Q8_0, Q5_0 and Q4_0 (their integers and d), by
- * dequantising and requantising (scale max|w| / 127) otherwise. Each call quantises the activations
+ * losslessly for the symmetric 32-blocks of Q8_0, Q5_0 and Q4_0 (their integers and d) and for the
+ * affine ones of Q4_1, Q5_1, Q4_K and Q5_K (their unsigned integers, scale and offset: weight =
+ * q * scale + wmin, the offset's share of a product being wmin times the block's activation sum),
+ * by dequantising and requantising (scale max|w| / 127) otherwise (Q6_K, float types). Exact
+ * unsigned 4-bit integers also keep |q| <= 16, which the AVX2 kernel multiplies twice as fast. Each call quantises the activations
  * to int8 with one scale per (token row, 32-block). The kernels take the exact int32 sum of each
  * block and accumulate acc = fmaf(isum, ws * sa, acc) block by block (BERT's activations have
  * outlier channels: one scale per row costs ~0.5% cosine, per 32-block ~0.03%). Because the
@@ -63,6 +66,7 @@ void emb_matrix_free(emb_matrix *m) {
         free(m->data);
         free(m->scale);
         free(m->rsum);
+        free(m->wmin);
         free(m->bias);
     }
     memset(m, 0, sizeof *m);
@@ -165,57 +169,95 @@ static inline int8_t requant_i8(float v) {
     return (int8_t)(int)r;
 }
 
-/* The integers and scale of one 32-block of a symmetric GGUF type, read from the block itself:
-   Q8_0, Q5_0 and Q4_0 blocks store d first and dequantise to exactly q * d (an int of at most 8
-   bits times an fp16 is exact in float). Returns 0 if the block is not representable with
-   |q| <= 127 and a finite d (a Q8_0 value of -128, an inf/NaN scale): the caller requantises. */
-static int block_exact(int32_t type, const uint8_t *blk, int8_t *q, float *d_out) {
-    emb_fp16 dh;
-    memcpy(&dh, blk, sizeof dh);
-    float d = emb_fp16_to_fp32(dh);
-    if (!isfinite(d)) return 0;
+/* Types whose blocks are q * d + min with unsigned q: packed with a wmin per (row, 32-block). */
+static int type_affine(int32_t type) {
+    return type == EMB_TYPE_Q4_1 || type == EMB_TYPE_Q5_1 || type == EMB_TYPE_Q4_K || type == EMB_TYPE_Q5_K;
+}
+
+/* The integers of 32-block b of a row of `type`, read from the blocks themselves, such that the
+   GGUF dequantisation of value i is exactly q[i] * d + mn (mn = 0 for the symmetric types; the
+   products of an fp16 and an integer of at most 8 bits, and d * sc of the K types, are exact in
+   float, and the dequantisers of quants.c compute these same two roundings). Q8_0, Q5_0, Q4_0:
+   q * d; Q4_1, Q5_1: q * d + m; Q4_K, Q5_K: q * (d * sc_j) - dmin * m_j for sub-block j. Returns 0
+   if the block has no such form with |q| <= 127 and finite d and mn (a Q8_0 value of -128, an
+   inf/NaN scale, another type): the caller requantises. */
+static int block_ints(int32_t type, const uint8_t *row, int64_t b, int8_t q[EMB_QB], float *d_out, float *mn_out) {
+    float d, mn = 0.0f;
     switch (type) {
     case EMB_TYPE_Q8_0: {
-        const int8_t *qs = (const int8_t *)(blk + sizeof(emb_fp16));
+        const block_q8_0 *blk = (const block_q8_0 *)row + b;
+        d = emb_fp16_to_fp32(blk->d);
         for (int i = 0; i < EMB_QB; i++) {
-            if (qs[i] == -128) return 0;
-            q[i] = qs[i];
+            if (blk->qs[i] == -128) return 0;
+            q[i] = blk->qs[i];
         }
         break;
     }
-    case EMB_TYPE_Q4_0: {
-        const uint8_t *qs = blk + sizeof(emb_fp16);
+    case EMB_TYPE_Q4_0:
+    case EMB_TYPE_Q4_1: {
+        int affine = type == EMB_TYPE_Q4_1;
+        const uint8_t *qs = affine ? ((const block_q4_1 *)row)[b].qs : ((const block_q4_0 *)row)[b].qs;
+        d = emb_fp16_to_fp32(affine ? ((const block_q4_1 *)row)[b].d : ((const block_q4_0 *)row)[b].d);
+        if (affine) mn = emb_fp16_to_fp32(((const block_q4_1 *)row)[b].m);
         for (int j = 0; j < EMB_QB / 2; j++) {
-            q[j] = (int8_t)((qs[j] & 0x0f) - 8);
-            q[j + 16] = (int8_t)((qs[j] >> 4) - 8);
+            q[j] = (int8_t)((qs[j] & 0x0f) - (affine ? 0 : 8));
+            q[j + 16] = (int8_t)((qs[j] >> 4) - (affine ? 0 : 8));
         }
         break;
     }
-    case EMB_TYPE_Q5_0: {
+    case EMB_TYPE_Q5_0:
+    case EMB_TYPE_Q5_1: {
+        int affine = type == EMB_TYPE_Q5_1;
+        const uint8_t *qs = affine ? ((const block_q5_1 *)row)[b].qs : ((const block_q5_0 *)row)[b].qs;
         uint32_t qh;
-        memcpy(&qh, blk + sizeof(emb_fp16), 4);
-        const uint8_t *qs = blk + sizeof(emb_fp16) + 4;
+        memcpy(&qh, affine ? ((const block_q5_1 *)row)[b].qh : ((const block_q5_0 *)row)[b].qh, 4);
+        d = emb_fp16_to_fp32(affine ? ((const block_q5_1 *)row)[b].d : ((const block_q5_0 *)row)[b].d);
+        if (affine) mn = emb_fp16_to_fp32(((const block_q5_1 *)row)[b].m);
         for (int j = 0; j < EMB_QB / 2; j++) {
-            q[j] = (int8_t)(((qs[j] & 0x0f) | (int)(((qh >> j) & 1u) << 4)) - 16);
-            q[j + 16] = (int8_t)(((qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4)) - 16);
+            q[j] = (int8_t)(((qs[j] & 0x0f) | (int)(((qh >> j) & 1u) << 4)) - (affine ? 0 : 16));
+            q[j + 16] = (int8_t)(((qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4)) - (affine ? 0 : 16));
         }
+        break;
+    }
+    case EMB_TYPE_Q4_K:
+    case EMB_TYPE_Q5_K: {
+        /* Sub-block j of super-block b / 8; qs byte 32 * (j / 2) + l holds element l of sub-block j
+           in its low (j even) or high (j odd) nibble; Q5_K's fifth bit is bit j of qh[l]. */
+        const int j = (int)(b % 8), shift = 4 * (j & 1);
+        const uint8_t *scales, *qs, *qh = NULL;
+        emb_fp16 dh, mh;
+        if (type == EMB_TYPE_Q4_K) {
+            const block_q4_K *blk = (const block_q4_K *)row + b / 8;
+            scales = blk->scales, qs = blk->qs + 32 * (j / 2), dh = blk->d, mh = blk->dmin;
+        } else {
+            const block_q5_K *blk = (const block_q5_K *)row + b / 8;
+            scales = blk->scales, qs = blk->qs + 32 * (j / 2), qh = blk->qh, dh = blk->d, mh = blk->dmin;
+        }
+        int sc, m;
+        emb_k_scale_min(j, scales, &sc, &m);
+        d = emb_fp16_to_fp32(dh) * (float)sc;
+        mn = -(emb_fp16_to_fp32(mh) * (float)m);
+        for (int l = 0; l < EMB_QB; l++)
+            q[l] = (int8_t)(((qs[l] >> shift) & 0x0f) | (qh ? ((qh[l] >> j) & 1) << 4 : 0));
         break;
     }
     default:
         return 0;
     }
-    /* A zero scale makes every weight zero: store zero integers so the block's sum is 0 too. */
+    if (!isfinite(d) || !isfinite(mn)) return 0;
+    /* A zero scale makes every q * d zero: store zero integers so the block's sum is 0 too. */
     if (d == 0.0f) memset(q, 0, EMB_QB);
     *d_out = d;
+    *mn_out = mn;
     return 1;
 }
 
 /* Buffer sizes of a packed matrix. */
 typedef struct {
-    int64_t data, scale, rsum, bias;
+    int64_t data, scale, rsum, wmin, bias;
 } mat_sizes;
 
-static int sizes_for(int32_t kind, int64_t n, int64_t k, int64_t gguf_bytes, int has_bias, mat_sizes *s) {
+static int sizes_for(int32_t kind, int32_t type, int64_t n, int64_t k, int64_t gguf_bytes, int has_bias, mat_sizes *s) {
     int64_t npad = emb_panels(n) * EMB_PANEL, kp = emb_i8_kp(k), nb = emb_i8_nb(k), nscale;
     memset(s, 0, sizeof *s);
     switch (kind) {
@@ -224,6 +266,7 @@ static int sizes_for(int32_t kind, int64_t n, int64_t k, int64_t gguf_bytes, int
             nscale > INT64_MAX / 8)
             return -1;
         s->scale = s->rsum = nscale * 4;
+        s->wmin = type_affine(type) ? nscale * 4 : 0;
         break;
     case EMB_MAT_F32:
         if (__builtin_mul_overflow(npad, k, &s->data) || s->data > INT64_MAX / 4) return -1;
@@ -243,8 +286,8 @@ static int64_t round64_i(int64_t x) { return (x + 63) & ~(int64_t)63; }
 /* Allocates the matrix's buffers, zeroed: all in the arena if it has room, else on the heap. */
 static int alloc_buffers(emb_matrix *m, emb_arena *arena, const mat_sizes *s) {
     int64_t total = 0;
-    const int64_t parts[4] = {s->data, s->scale, s->rsum, s->bias};
-    for (int i = 0; i < 4; i++) {
+    const int64_t parts[5] = {s->data, s->scale, s->rsum, s->wmin, s->bias};
+    for (int i = 0; i < 5; i++) {
         if (parts[i] > INT64_MAX / 2 || total > INT64_MAX / 2) return -1;
         total += round64_i(parts[i]);
     }
@@ -257,14 +300,18 @@ static int alloc_buffers(emb_matrix *m, emb_arena *arena, const mat_sizes *s) {
         block += round64_i(s->scale);
         if (s->rsum) m->rsum = (int32_t *)block;
         block += round64_i(s->rsum);
+        if (s->wmin) m->wmin = (float *)block;
+        block += round64_i(s->wmin);
         if (s->bias) m->bias = (float *)block;
         return 0;
     }
     m->data = alloc64_zero(s->data);
     if (s->scale) m->scale = alloc64_zero(s->scale);
     if (s->rsum) m->rsum = alloc64_zero(s->rsum);
+    if (s->wmin) m->wmin = alloc64_zero(s->wmin);
     if (s->bias) m->bias = alloc64_zero(s->bias);
-    if (!m->data || (s->scale && !m->scale) || (s->rsum && !m->rsum) || (s->bias && !m->bias)) return -1;
+    if (!m->data || (s->scale && !m->scale) || (s->rsum && !m->rsum) || (s->wmin && !m->wmin) || (s->bias && !m->bias))
+        return -1;
     return 0;
 }
 
@@ -274,8 +321,6 @@ static int pack_i8(emb_matrix *m, const uint8_t *w, int64_t row_bytes, char *err
        (tests/test_quants.c), so the packed bytes do not depend on the level. */
     const emb_type_traits *tr = emb_get_type_traits(m->type);
     if (!tr || !tr->to_float) return set_err(err, err_len, "matrix: type %lld cannot be dequantised (n = %lld)", m->type, n);
-    /* Blocks of the GGUF type line up with the 32-blocks when the type's block is 32 values. */
-    int64_t gguf_blk = tr->blck_elems == EMB_QB ? tr->blck_bytes : 0;
     float *row = malloc((size_t)kp * sizeof *row);
     if (!row) return set_err(err, err_len, "matrix: out of memory packing %lld x %lld int8 weights", n, k);
     int8_t *data = m->data;
@@ -286,8 +331,8 @@ static int pack_i8(emb_matrix *m, const uint8_t *w, int64_t row_bytes, char *err
         int64_t rr = r % EMB_PANEL, sidx0 = (r / EMB_PANEL) * nb * EMB_PANEL + rr;
         for (int64_t b = 0; b < nb; b++) {
             int8_t q[EMB_QB];
-            float d;
-            if (!(gguf_blk && block_exact(m->type, wr + b * gguf_blk, q, &d))) {
+            float d, mn = 0.0f;
+            if (!block_ints(m->type, wr, b, q, &d, &mn)) {
                 if (!have_row) {
                     tr->to_float(wr, row, k);
                     for (int64_t i = k; i < kp; i++) row[i] = 0.0f;
@@ -308,6 +353,7 @@ static int pack_i8(emb_matrix *m, const uint8_t *w, int64_t row_bytes, char *err
                 float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
                 for (int i = 0; i < EMB_QB; i++) q[i] = requant_i8(wb[i] * inv);
                 d = amax / 127.0f;
+                mn = 0.0f;
             }
             int32_t sum = 0, wm = m->wmax;
             for (int i = 0; i < EMB_QB; i++) {
@@ -320,6 +366,7 @@ static int pack_i8(emb_matrix *m, const uint8_t *w, int64_t row_bytes, char *err
                 memcpy(panel + (b * (EMB_QB / 4) + g) * (EMB_PANEL * 4) + rr * 4, q + 4 * g, 4);
             m->scale[sidx0 + b * EMB_PANEL] = d;
             m->rsum[sidx0 + b * EMB_PANEL] = -128 * sum;
+            if (m->wmin) m->wmin[sidx0 + b * EMB_PANEL] = mn;
         }
     }
     free(row);
@@ -381,7 +428,7 @@ int emb_matrix_init_in(emb_matrix *m, emb_arena *arena, int32_t kind, int32_t ty
         return set_err(err, err_len, "matrix: unknown kind %lld (type %lld)", kind, type);
     }
     mat_sizes sz;
-    if (sizes_for(kind, n, k, total, bias != NULL, &sz) != 0)
+    if (sizes_for(kind, type, n, k, total, bias != NULL, &sz) != 0)
         return set_err(err, err_len, "matrix: %lld x %lld too large", n, k);
     m->kind = kind;
     m->type = type;
@@ -426,8 +473,8 @@ size_t emb_matmul_scratch_bytes(const emb_matrix *W, int64_t M) {
     size_t row;
     switch (W->kind) {
     case EMB_MAT_I8: {
-        /* Quantised rows, then nb float scales per row. */
-        size_t sab = (size_t)emb_i8_nb(W->k) * sizeof(float);
+        /* Quantised rows, then nb float scales per row, then (affine weights) nb block sums. */
+        size_t sab = (size_t)emb_i8_nb(W->k) * sizeof(float) * (W->wmin ? 2 : 1);
         row = (size_t)emb_i8_lda(W->k);
         if ((uint64_t)M > SIZE_MAX / (row + sab) - 128) return SIZE_MAX;
         return round64((size_t)M * row) + round64((size_t)M * sab);
@@ -451,13 +498,14 @@ static inline void store_row(float *y, const float *res, int64_t n0, int64_t cnt
 }
 
 void emb_i8_kernel_scalar(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
-                          int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
+                          const float *asum, int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                           const float *residual) {
     const int8_t *w = W->data;
     int64_t n = W->n, kp = emb_i8_kp(W->k), nb = emb_i8_nb(W->k);
     for (int64_t p = p0; p < p1; p++) {
         const int8_t *panel = w + p * EMB_PANEL * kp;
         const float *ws = W->scale + p * nb * EMB_PANEL;
+        const float *wm = W->wmin ? W->wmin + p * nb * EMB_PANEL : NULL;
         int64_t n0 = p * EMB_PANEL, cnt = n - n0 < EMB_PANEL ? n - n0 : EMB_PANEL;
         for (int64_t m = m0; m < m1; m++) {
             const int8_t *am = (const int8_t *)(a + m * lda);
@@ -467,8 +515,10 @@ void emb_i8_kernel_scalar(const emb_matrix *W, const uint8_t *a, int64_t lda, co
                 for (int64_t g = b * (EMB_QB / 4); g < (b + 1) * (EMB_QB / 4); g++)
                     for (int r = 0; r < EMB_PANEL; r++)
                         for (int j = 0; j < 4; j++) isum[r] += (int32_t)am[g * 4 + j] * panel[(g * EMB_PANEL + r) * 4 + j];
-                for (int r = 0; r < EMB_PANEL; r++)
+                for (int r = 0; r < EMB_PANEL; r++) {
                     acc[r] = fmaf((float)isum[r], ws[b * EMB_PANEL + r] * sa[m * nb + b], acc[r]);
+                    if (wm) acc[r] = fmaf(wm[b * EMB_PANEL + r], asum[m * nb + b], acc[r]);
+                }
             }
             for (int r = 0; r < EMB_PANEL; r++) acc[r] += W->bias ? W->bias[n0 + r] : 0.0f;
             store_row(y + m * n, residual ? residual + m * n : NULL, n0, cnt, acc);
@@ -607,7 +657,8 @@ typedef struct {
     /* I8 */
     int offset; /* activations as uint8 = int8 + 128 */
     uint8_t *qa;
-    float *sa; /* nb scales per row */
+    float *sa;   /* nb scales per row */
+    float *asum; /* nb dequantised block sums per row (affine weights only), else NULL */
     int64_t lda, nb;
     /* BLOCKS */
     uint8_t *qb;
@@ -619,9 +670,19 @@ typedef struct {
 
 static void quantise_rows(const mm_task *t, int64_t m0, int64_t m1) {
     if (t->W->kind == EMB_MAT_I8) {
-        for (int64_t m = m0; m < m1; m++)
-            t->kern.quant_row(t->x + m * t->W->k, t->W->k, t->lda, t->qa + m * t->lda, t->sa + m * t->nb,
-                              t->offset);
+        for (int64_t m = m0; m < m1; m++) {
+            uint8_t *q = t->qa + m * t->lda;
+            float *sa = t->sa + m * t->nb;
+            t->kern.quant_row(t->x + m * t->W->k, t->W->k, t->lda, q, sa, t->offset);
+            if (!t->asum) continue;
+            /* Bytes past k are 0 (128 with the offset): whole blocks can be summed. */
+            for (int64_t b = 0; b < t->nb; b++) {
+                int32_t sum = 0;
+                for (int i = 0; i < EMB_QB; i++)
+                    sum += t->offset ? (int32_t)q[b * EMB_QB + i] - 128 : (int32_t)(int8_t)q[b * EMB_QB + i];
+                t->asum[m * t->nb + b] = (float)sum * sa[b];
+            }
+        }
     } else if (t->W->kind == EMB_MAT_BLOCKS) {
         for (int64_t m = m0; m < m1; m++) t->vt->from_float(t->x + m * t->W->k, t->qb + m * t->qb_row, t->W->k);
     }
@@ -705,7 +766,7 @@ static void compute_range(const mm_task *t, int64_t m_lo, int64_t m_hi, int64_t 
             } else {
                 int64_t p0 = c0 / EMB_PANEL, p1 = emb_panels(c1);
                 if (W->kind == EMB_MAT_I8)
-                    t->kern.i8(W, t->qa, t->lda, t->sa, m0, m1, p0, p1, t->y, t->residual);
+                    t->kern.i8(W, t->qa, t->lda, t->sa, t->asum, m0, m1, p0, p1, t->y, t->residual);
                 else
                     t->kern.f32(W, t->x, m0, m1, p0, p1, t->y, t->residual);
             }
@@ -752,6 +813,7 @@ void emb_matmul(emb_pool *p, const emb_matrix *W, const float *x, int64_t M, flo
         t.nb = emb_i8_nb(W->k);
         t.qa = scratch;
         t.sa = (float *)((uint8_t *)scratch + round64((size_t)M * (size_t)t.lda));
+        t.asum = W->wmin ? t.sa + M * t.nb : NULL;
         need_quant = 1;
     } else if (W->kind == EMB_MAT_BLOCKS) {
         t.tr = emb_get_type_traits(W->type);

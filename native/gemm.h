@@ -5,7 +5,8 @@
  * At load every W is packed once into the layout its kernel streams:
  *   EMB_MAT_F32    float weights (from F32/F16/BF16), float FMA kernels;
  *   EMB_MAT_I8     quantized weights as int8 with one scale per (output row, 32 inputs) - Q8_0,
- *                  Q5_0, Q4_0 losslessly, other types requantised - dotted with int8 activations
+ *                  Q5_0, Q4_0 losslessly, Q4_1, Q5_1, Q4_K, Q5_K losslessly as unsigned integers
+ *                  with a scale and an offset, other types requantised - dotted with int8 activations
  *                  quantised per (token row, 32 inputs) (VNNI / maddubs / sdot kernels);
  *   EMB_MAT_BLOCKS the GGUF blocks as they are, dotted by the per-type vec_dot kernels of quants.h
  *                  against activations quantised to the type's vec_dot_type.
@@ -36,6 +37,8 @@ typedef struct {
     int64_t data_bytes;
     float *scale;    /* EMB_MAT_I8: one scale per (row, 32-block), padded (gemm_impl.h); else NULL */
     int32_t *rsum;   /* EMB_MAT_I8: -128 x each (row, 32-block)'s int8 sum, same layout; else NULL */
+    float *wmin;     /* EMB_MAT_I8 from an affine type (Q4_1, Q5_1, Q4_K, Q5_K): each (row, 32-block)'s
+                        offset, weight = q * scale + wmin, same layout; else NULL */
     int32_t wmax;    /* EMB_MAT_I8: the largest |int8 weight| (kernels pick tighter paths for small ones) */
     float *bias;     /* n floats, or NULL */
     int32_t in_arena; /* 1: the buffers above belong to an emb_arena, emb_matrix_free leaves them */

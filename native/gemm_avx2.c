@@ -126,13 +126,25 @@ void emb_f32_kernel_avx2(const emb_matrix *W, const float *x, int64_t m0, int64_
 
 /* ---- int8 kernel ------------------------------------------------------------------------------- */
 
+/* fa[r] = fma(wmin, asum of row r, fa[r]) for rows 0..mr-1 of a tile (affine weights): the
+   block's offset times its dequantised activation sum, after the block's integer product. */
+AI void affine_fold(__m256 fa[][2], int mr, const float *wm, const float *as, int64_t nb) {
+    const __m256 w0 = _mm256_load_ps(wm), w1 = _mm256_load_ps(wm + 8);
+    for (int r = 0; r < mr; r++) {
+        __m256 av = _mm256_broadcast_ss(as + r * nb);
+        fa[r][0] = _mm256_fmadd_ps(w0, av, fa[r][0]);
+        fa[r][1] = _mm256_fmadd_ps(w1, av, fa[r][1]);
+    }
+}
+
 /* Per 32-block: exact int32 sums, then acc = fma(float(isum), ws * sa, acc) (the scalar
-   reference's float steps in its order). 3 rows x 16 outputs: 6 int + 6 float accumulators. */
-AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, int64_t m, int mr,
-                int64_t p, float *y, const float *res) {
+   reference's float steps in its order; then the affine term, if any). 3 rows x 16 outputs: 6 int + 6 float accumulators. */
+AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
+                int64_t m, int mr, int64_t p, float *y, const float *res) {
     const int64_t n = W->n, kp = emb_i8_kp(W->k), nb = kp / EMB_QB;
     const int8_t *w = (const int8_t *)W->data + p * EMB_PANEL * kp;
     const float *ws = W->scale + p * nb * EMB_PANEL;
+    const float *wm = W->wmin ? W->wmin + p * nb * EMB_PANEL : NULL;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 fa[3][2];
 #pragma GCC unroll 3
@@ -166,6 +178,7 @@ AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float 
             fa[r][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][0]), _mm256_mul_ps(ws0, sv), fa[r][0]);
             fa[r][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][1]), _mm256_mul_ps(ws1, sv), fa[r][1]);
         }
+        if (wm) affine_fold(fa, mr, wm + b * EMB_PANEL, asum + m * nb + b, nb);
     }
     int64_t n0 = p * EMB_PANEL, cnt = n - n0 < EMB_PANEL ? n - n0 : EMB_PANEL;
 #pragma GCC unroll 3
@@ -207,11 +220,12 @@ AI __m256i bcast_a(const uint8_t *p) {
         }                                                                                         \
     } while (0)
 
-AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, int64_t m,
-                      const int MR, int64_t p, float *y, const float *res) {
+AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
+                      const float *asum, int64_t m, const int MR, int64_t p, float *y, const float *res) {
     const int64_t n = W->n, kp = emb_i8_kp(W->k), nb = kp / EMB_QB;
     const int8_t *w = (const int8_t *)W->data + p * EMB_PANEL * kp;
     const float *ws = W->scale + p * nb * EMB_PANEL;
+    const float *wm = W->wmin ? W->wmin + p * nb * EMB_PANEL : NULL;
     const int32_t *rs = W->rsum + p * nb * EMB_PANEL;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 f00 = _mm256_setzero_ps(), f01 = f00, f10 = f00, f11 = f00;
@@ -241,6 +255,17 @@ AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const 
             f10 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i10), _mm256_mul_ps(ws0, sv), f10);
             f11 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i11), _mm256_mul_ps(ws1, sv), f11);
         }
+        if (wm) {
+            const __m256 wm0 = _mm256_load_ps(wm + b * EMB_PANEL), wm1 = _mm256_load_ps(wm + b * EMB_PANEL + 8);
+            __m256 av = _mm256_broadcast_ss(asum + m * nb + b);
+            f00 = _mm256_fmadd_ps(wm0, av, f00);
+            f01 = _mm256_fmadd_ps(wm1, av, f01);
+            if (MR > 1) {
+                av = _mm256_broadcast_ss(asum + (m + 1) * nb + b);
+                f10 = _mm256_fmadd_ps(wm0, av, f10);
+                f11 = _mm256_fmadd_ps(wm1, av, f11);
+            }
+        }
     }
     const int64_t n0 = p * EMB_PANEL, cnt = n - n0 < EMB_PANEL ? n - n0 : EMB_PANEL;
     __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
@@ -255,13 +280,13 @@ AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const 
 }
 
 void emb_i8_kernel_avx2(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
-                        int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
+                        const float *asum, int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                         const float *residual) {
     if (emb_i8_small_weights(W)) {
         for (int64_t p = p0; p < p1; p++) {
             int64_t m = m0;
-            for (; m + 2 <= m1; m += 2) i8_tile_small(W, a, lda, sa, m, 2, p, y, residual);
-            if (m < m1) i8_tile_small(W, a, lda, sa, m, 1, p, y, residual);
+            for (; m + 2 <= m1; m += 2) i8_tile_small(W, a, lda, sa, asum, m, 2, p, y, residual);
+            if (m < m1) i8_tile_small(W, a, lda, sa, asum, m, 1, p, y, residual);
         }
         return;
     }
@@ -269,9 +294,9 @@ void emb_i8_kernel_avx2(const emb_matrix *W, const uint8_t *a, int64_t lda, cons
     for (int64_t p = p0; p < p1; p++)
         for (int64_t blk = 0, m = m0; blk < nblk; m += mr_of(rows, nblk, blk), blk++) {
             switch (mr_of(rows, nblk, blk)) {
-            case 1: i8_tile(W, a, lda, sa, m, 1, p, y, residual); break;
-            case 2: i8_tile(W, a, lda, sa, m, 2, p, y, residual); break;
-            default: i8_tile(W, a, lda, sa, m, 3, p, y, residual); break;
+            case 1: i8_tile(W, a, lda, sa, asum, m, 1, p, y, residual); break;
+            case 2: i8_tile(W, a, lda, sa, asum, m, 2, p, y, residual); break;
+            default: i8_tile(W, a, lda, sa, asum, m, 3, p, y, residual); break;
             }
         }
 }

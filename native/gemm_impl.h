@@ -10,7 +10,9 @@
  *                k >= k are zero. scale is float [np][nb][16]: the scale of (row, 32-block), the 16
  *                rows of one panel's block in one 64-byte vector; rsum is int32 [np][nb][16] holding
  *                -128 x the block's int8 weight sum (the VPDPBUSD start value that cancels the +128
- *                activation offset). bias (if any) holds np * 16 entries; all padding is zero.
+ *                activation offset). wmin (affine types only) is float [np][nb][16]: the block's
+ *                offset c in weight = q * scale + c. bias (if any) holds np * 16 entries; all
+ *                padding is zero.
  *   EMB_MAT_F32: float [np][k][16]: panel p, input index k, output row r. Rows >= n are zero.
  *   Activations for I8: rows of lda = round_up(kp, 64) bytes, int8 (or int8 + 128 as uint8 for
  *                VPDPBUSD, and for the AVX2 kernel when emb_i8_small_weights(W)), values past k are 0 (128 with the offset); one float scale per (row,
@@ -18,8 +20,10 @@
  *
  * Every level computes, per output, the exact int32 sum isum_b of each 32-block and then, in block
  * order, acc = fmaf((float)isum_b, ws_b * sa_b, acc) (one rounding for the product of scales, one
- * for the fma), and finally y = (acc + bias) + residual: the same float operations in the same
- * order, so every level gives the scalar reference's results bit for bit.
+ * for the fma), followed for affine matrices by acc = fmaf(wmin_b, asum_b, acc), where asum_b =
+ * (float)(sum of the block's int8 activations) * sa_b is the block's dequantised activation sum
+ * (emb_matmul computes it once per row); finally y = (acc + bias) + residual: the same float
+ * operations in the same order, so every level gives the scalar reference's results bit for bit.
  */
 #ifndef EMBEDD_GEMM_IMPL_H
 #define EMBEDD_GEMM_IMPL_H
@@ -50,10 +54,11 @@ static inline int emb_i8_small_weights(const emb_matrix *W) { return W->wmax <= 
    identical bytes and scales. */
 typedef void (*emb_quant_row_fn)(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128);
 
-/* Computes rows [m0, m1) and panels [p0, p1) of y = sum_b sa[m][b] * ws[n][b] * (a_b . w_b) + bias
-   (+ residual), without the GELU/tanh activation, for an I8 matrix. a holds signed or offset bytes
-   as the kernel's level wants (offset for VNNI); sa has emb_i8_nb(W->k) scales per row. */
-typedef void (*emb_i8_kernel_fn)(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
+/* Computes rows [m0, m1) and panels [p0, p1) of y = sum_b (sa[m][b] * ws[n][b] * (a_b . w_b) +
+   wmin[n][b] * asum[m][b]) + bias (+ residual), without the GELU/tanh activation, for an I8
+   matrix. a holds signed or offset bytes as the kernel's level wants (offset for VNNI); sa and
+   asum have emb_i8_nb(W->k) entries per row; asum is read only when W->wmin is set. */
+typedef void (*emb_i8_kernel_fn)(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                                  int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                                  const float *residual);
 /* The same for an F32 matrix; x has leading dimension W->k. */
@@ -61,7 +66,7 @@ typedef void (*emb_f32_kernel_fn)(const emb_matrix *W, const float *x, int64_t m
                                   int64_t p0, int64_t p1, float *y, const float *residual);
 
 void emb_quant_row_scalar(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128);
-void emb_i8_kernel_scalar(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
+void emb_i8_kernel_scalar(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                           int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                           const float *residual);
 void emb_f32_kernel_scalar(const emb_matrix *W, const float *x, int64_t m0, int64_t m1, int64_t p0,
@@ -73,7 +78,7 @@ void emb_sgemm_nn_scalar(int64_t M, int64_t N, int64_t K, const float *A, int64_
 
 #if defined(__x86_64__) || defined(_M_X64)
 void emb_quant_row_avx2(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128);
-void emb_i8_kernel_avx2(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
+void emb_i8_kernel_avx2(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                         int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                         const float *residual);
 void emb_f32_kernel_avx2(const emb_matrix *W, const float *x, int64_t m0, int64_t m1, int64_t p0,
@@ -84,7 +89,7 @@ void emb_sgemm_nn_avx2(int64_t M, int64_t N, int64_t K, const float *A, int64_t 
                        const float *B, int64_t ldb, float *C, int64_t ldc);
 
 void emb_quant_row_avx512(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128);
-void emb_i8_kernel_avx512(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
+void emb_i8_kernel_avx512(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                           int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                           const float *residual);
 void emb_f32_kernel_avx512(const emb_matrix *W, const float *x, int64_t m0, int64_t m1, int64_t p0,
@@ -95,14 +100,14 @@ void emb_sgemm_nn_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_
                          const float *B, int64_t ldb, float *C, int64_t ldc);
 
 /* Reads offset (uint8 = int8 + 128) activations; each block starts from rsum (-128 x weight sum). */
-void emb_i8_kernel_avx512vnni(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
+void emb_i8_kernel_avx512vnni(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                               int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                               const float *residual);
 #endif
 
 #if defined(__aarch64__)
 void emb_quant_row_neon(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128);
-void emb_i8_kernel_neon(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, int64_t m0,
+void emb_i8_kernel_neon(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum, int64_t m0,
                         int64_t m1, int64_t p0, int64_t p1, float *y, const float *residual);
 void emb_f32_kernel_neon(const emb_matrix *W, const float *x, int64_t m0, int64_t m1, int64_t p0,
                          int64_t p1, float *y, const float *residual);

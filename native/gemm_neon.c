@@ -104,12 +104,15 @@ void emb_f32_kernel_neon(const emb_matrix *W, const float *x, int64_t m0, int64_
 
 /* ---- int8 kernels ------------------------------------------------------------------------------ */
 
-/* fa = fma(float(isum), ws * sa, fa) for the 16 outputs of one row and one 32-block (the scalar
-   reference's float steps in its order). */
-AI void i8_fold(float32x4_t fa[4], const float *ws, float sa, int32x4_t a0, int32x4_t a1, int32x4_t a2,
-                int32x4_t a3) {
+/* fa = fma(float(isum), ws * sa, fa) for the 16 outputs of one row and one 32-block, then for
+   affine weights (wm not NULL) fa = fma(wm, asum, fa) (the scalar reference's float steps in its
+   order). */
+AI void i8_fold(float32x4_t fa[4], const float *ws, float sa, const float *wm, const float *as, int32x4_t a0,
+                int32x4_t a1, int32x4_t a2, int32x4_t a3) {
     int32x4_t a[4] = {a0, a1, a2, a3};
     for (int c = 0; c < 4; c++) fa[c] = vfmaq_f32(fa[c], vcvtq_f32_s32(a[c]), vmulq_n_f32(vld1q_f32(ws + 4 * c), sa));
+    if (wm)
+        for (int c = 0; c < 4; c++) fa[c] = vfmaq_n_f32(fa[c], vld1q_f32(wm + 4 * c), *as);
 }
 
 /* y = fa + bias (+ residual) for the 16 outputs of row m. */
@@ -128,11 +131,12 @@ static inline int8x16_t bcast4(const uint8_t *p) {
 
 /* Without SDOT: vmull_s8 gives 8 exact int16 products (|p| <= 127 * 127), vpadalq adds neighbour
    pairs into int32; a final pairwise add joins each row's two halves. Two rows per tile. */
-AI void i8_tile_mull(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, int64_t m,
-                     int mr, int64_t p, float *y, const float *res) {
+AI void i8_tile_mull(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
+                     int64_t m, int mr, int64_t p, float *y, const float *res) {
     const int64_t kp = emb_i8_kp(W->k), nb = kp / EMB_QB;
     const int8_t *w = (const int8_t *)W->data + p * EMB_PANEL * kp;
     const float *ws = W->scale + p * nb * EMB_PANEL;
+    const float *wm = W->wmin ? W->wmin + p * nb * EMB_PANEL : NULL;
     float32x4_t fa[2][4];
     for (int r = 0; r < mr; r++)
         for (int c = 0; c < 4; c++) fa[r][c] = vdupq_n_f32(0.0f);
@@ -154,19 +158,21 @@ AI void i8_tile_mull(const emb_matrix *W, const uint8_t *a, int64_t lda, const f
         }
         /* acc[r][2c] lanes: (row 4c: k0+k1, k2+k3; row 4c+1: ...); pairwise add gives rows 4c..4c+3. */
         for (int r = 0; r < mr; r++)
-            i8_fold(fa[r], ws + b * EMB_PANEL, sa[(m + r) * nb + b], vpaddq_s32(acc[r][0], acc[r][1]),
+            i8_fold(fa[r], ws + b * EMB_PANEL, sa[(m + r) * nb + b], wm ? wm + b * EMB_PANEL : NULL,
+                    wm ? asum + (m + r) * nb + b : NULL, vpaddq_s32(acc[r][0], acc[r][1]),
                     vpaddq_s32(acc[r][2], acc[r][3]), vpaddq_s32(acc[r][4], acc[r][5]), vpaddq_s32(acc[r][6], acc[r][7]));
     }
     for (int r = 0; r < mr; r++) i8_store(W, m + r, p * EMB_PANEL, y, res, fa[r]);
 }
 
 __attribute__((target("arch=armv8.2-a+dotprod"))) static void i8_kernel_sdot(const emb_matrix *W, const uint8_t *a, int64_t lda,
-                                                               const float *sa, int64_t m0, int64_t m1, int64_t p0,
-                                                               int64_t p1, float *y, const float *res) {
+                                                               const float *sa, const float *asum, int64_t m0, int64_t m1,
+                                                               int64_t p0, int64_t p1, float *y, const float *res) {
     const int64_t kp = emb_i8_kp(W->k), nb = kp / EMB_QB;
     for (int64_t p = p0; p < p1; p++) {
         const int8_t *w = (const int8_t *)W->data + p * EMB_PANEL * kp;
         const float *ws = W->scale + p * nb * EMB_PANEL;
+        const float *wm = W->wmin ? W->wmin + p * nb * EMB_PANEL : NULL;
         for (int64_t m = m0; m < m1; m += 4) {
             int mr = m1 - m < 4 ? (int)(m1 - m) : 4;
             float32x4_t fa[4][4];
@@ -189,7 +195,8 @@ __attribute__((target("arch=armv8.2-a+dotprod"))) static void i8_kernel_sdot(con
                     }
                 }
                 for (int r = 0; r < mr; r++)
-                    i8_fold(fa[r], ws + b * EMB_PANEL, sa[(m + r) * nb + b], acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
+                    i8_fold(fa[r], ws + b * EMB_PANEL, sa[(m + r) * nb + b], wm ? wm + b * EMB_PANEL : NULL,
+                            wm ? asum + (m + r) * nb + b : NULL, acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
             }
             for (int r = 0; r < mr; r++) i8_store(W, m + r, p * EMB_PANEL, y, res, fa[r]);
         }
@@ -202,18 +209,18 @@ static int have_sdot(void) {
     return cached;
 }
 
-void emb_i8_kernel_neon(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, int64_t m0,
-                        int64_t m1, int64_t p0, int64_t p1, float *y, const float *residual) {
+void emb_i8_kernel_neon(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
+                        int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y, const float *residual) {
     if (have_sdot()) {
-        i8_kernel_sdot(W, a, lda, sa, m0, m1, p0, p1, y, residual);
+        i8_kernel_sdot(W, a, lda, sa, asum, m0, m1, p0, p1, y, residual);
         return;
     }
     for (int64_t p = p0; p < p1; p++)
         for (int64_t m = m0; m < m1; m += 2) {
             if (m1 - m >= 2)
-                i8_tile_mull(W, a, lda, sa, m, 2, p, y, residual);
+                i8_tile_mull(W, a, lda, sa, asum, m, 2, p, y, residual);
             else
-                i8_tile_mull(W, a, lda, sa, m, 1, p, y, residual);
+                i8_tile_mull(W, a, lda, sa, asum, m, 1, p, y, residual);
         }
 }
 

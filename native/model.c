@@ -136,7 +136,7 @@ static int64_t tensor_bound(const emb_tensor *t) {
         if (t->ne[d] < 1 || t->ne[d] > INT32_MAX || __builtin_mul_overflow(rows, t->ne[d], &rows)) return 0;
     }
     if (t->ne[0] < 1 || t->ne[0] > INT32_MAX) return 0;
-    per_row = 4 * (t->ne[0] + 128) + 8 * (t->ne[0] / 32 + 2) + 8;
+    per_row = 4 * (t->ne[0] + 128) + 12 * (t->ne[0] / 32 + 2) + 8; /* data, scale + rsum + wmin */
     if (__builtin_mul_overflow(per_row, rows + 16, &total) || total > INT64_MAX - 4096) return 0;
     return total + 4096;
 }
@@ -210,13 +210,15 @@ static float *load_floats(loader *ld, const char *name, int64_t ne0, int64_t ne1
     return t ? to_floats_in(ld, t, ne0 * ne1, 1) : NULL;
 }
 
-/* Bytes a packed matrix holds: its data plus, for I8, one float scale and one int32 row sum per
-   (panel row, 32-block), and the bias padded to whole panels. */
+/* Bytes a packed matrix holds: its data plus, for I8, one float scale and one int32 row sum (and
+   for affine types one float offset) per (panel row, 32-block), and the bias padded to whole
+   panels. */
 static int64_t matrix_bytes(const emb_matrix *w) {
     int64_t b = w->data_bytes;
     const int64_t npad = (w->n + 15) / 16 * 16, nb = (w->k + 31) / 32;
     if (w->scale) b += npad * nb * (int64_t)sizeof(float);
     if (w->rsum) b += npad * nb * (int64_t)sizeof(int32_t);
+    if (w->wmin) b += npad * nb * (int64_t)sizeof(float);
     if (w->bias) b += (w->kind == EMB_MAT_BLOCKS ? w->n : npad) * (int64_t)sizeof(float);
     return b;
 }

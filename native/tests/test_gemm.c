@@ -5,7 +5,8 @@
  *   - a double-precision product of the dequantised weights, within the quantisation error bound
  *     (for I8 summed per 32-block of weights and activations),
  * for awkward shapes, all source weight types, every epilogue; the activation quantisation of every
- * level against the scalar one byte for byte; the lossless repack of Q8_0/Q5_0/Q4_0 into I8; and
+ * level against the scalar one byte for byte; the lossless repack of Q8_0/Q5_0/Q4_0 and of the
+ * affine Q4_1/Q5_1/Q4_K/Q5_K into I8; and
  * the attention sgemms against a naive double product.
  */
 #include <math.h>
@@ -61,6 +62,8 @@ static void *make_weights(int32_t type, int64_t n, int64_t k) {
         case EMB_TYPE_Q8_0: ((block_q8_0 *)w)[b].d = d; break;
         case EMB_TYPE_Q5_0: ((block_q5_0 *)w)[b].d = d; break;
         case EMB_TYPE_Q4_0: ((block_q4_0 *)w)[b].d = d; break;
+        case EMB_TYPE_Q4_1: ((block_q4_1 *)w)[b].d = d; ((block_q4_1 *)w)[b].m = emb_fp32_to_fp16(-8.0f * emb_fp16_to_fp32(d) + frand() * 0.01f); break;
+        case EMB_TYPE_Q5_1: ((block_q5_1 *)w)[b].d = d; ((block_q5_1 *)w)[b].m = emb_fp32_to_fp16(-16.0f * emb_fp16_to_fp32(d) + frand() * 0.01f); break;
         case EMB_TYPE_Q4_K: ((block_q4_K *)w)[b].d = d; ((block_q4_K *)w)[b].dmin = dmin; break;
         case EMB_TYPE_Q5_K: ((block_q5_K *)w)[b].d = d; ((block_q5_K *)w)[b].dmin = dmin; break;
         case EMB_TYPE_Q6_K: ((block_q6_K *)w)[b].d = d; break;
@@ -295,11 +298,14 @@ static void test_quant_rows(void) {
 }
 
 /* Q8_0, Q5_0 and Q4_0 blocks are repacked into I8 without loss: q * scale of the packed matrix is
-   exactly the GGUF dequantised value. A Q8_0 block holding -128 (outside the kernels' +-127) is
-   requantised instead, within half a step of its largest value / 127. */
+   exactly the GGUF dequantised value; so is q * scale + wmin for the affine Q4_1, Q5_1, Q4_K and
+   Q5_K, whose integers stay unsigned (0..15 for the 4-bit types: the AVX2 kernel's fast path). A
+   Q8_0 block holding -128 (outside the kernels' +-127) is requantised instead, within half a step
+   of its largest value / 127. */
 static void test_lossless_repack(void) {
-    static const int32_t types[] = {EMB_TYPE_Q8_0, EMB_TYPE_Q5_0, EMB_TYPE_Q4_0};
-    const int64_t n = 37, k = 96, nb = k / 32;
+    static const int32_t types[] = {EMB_TYPE_Q8_0, EMB_TYPE_Q5_0, EMB_TYPE_Q4_0, EMB_TYPE_Q4_1,
+                                    EMB_TYPE_Q5_1, EMB_TYPE_Q4_K, EMB_TYPE_Q5_K};
+    const int64_t n = 37, k = 512, nb = k / 32;
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         int32_t type = types[t];
         uint8_t *w = make_weights(type, n, k);
@@ -325,12 +331,17 @@ static void test_lossless_repack(void) {
         }
         int64_t kp = emb_i8_kp(k);
         int bad = 0, bad128 = 0;
+        int affine = type == EMB_TYPE_Q4_1 || type == EMB_TYPE_Q5_1 || type == EMB_TYPE_Q4_K || type == EMB_TYPE_Q5_K;
+        int wmax = type == EMB_TYPE_Q4_1 || type == EMB_TYPE_Q4_K ? 15 : type == EMB_TYPE_Q5_1 || type == EMB_TYPE_Q5_K ? 31 : 127;
+        CHECK((W.wmin != NULL) == affine && W.wmax <= wmax, "%s -> i8: wmin %s, largest |q| %d (want <= %d)",
+              emb_type_name(type), W.wmin ? "set" : "NULL", (int)W.wmax, wmax);
         for (int64_t r = 0; r < n; r++)
             for (int64_t i = 0; i < k; i++) {
                 const int8_t *panel = (const int8_t *)W.data + (r / 16) * 16 * kp;
                 int q = panel[(i / 4) * 64 + (r % 16) * 4 + i % 4];
-                float sc = W.scale[(r / 16) * nb * 16 + (i / 32) * 16 + r % 16];
-                float v = (float)q * sc, want = wd[r * k + i];
+                int64_t si = (r / 16) * nb * 16 + (i / 32) * 16 + r % 16;
+                float v = (float)q * W.scale[si], want = wd[r * k + i];
+                if (W.wmin) v += W.wmin[si];
                 if (r * nb + i / 32 == minus128_block) {
                     float bmax = 0.0f;
                     for (int j = 0; j < 32; j++) bmax = fmaxf(bmax, fabsf(wd[r * k + (i / 32) * 32 + j]));
@@ -438,19 +449,19 @@ int main(void) {
         return 1;
     }
     static const int32_t float_types[] = {EMB_TYPE_F32, EMB_TYPE_F16, EMB_TYPE_BF16};
-    static const int32_t q32_types[] = {EMB_TYPE_Q8_0, EMB_TYPE_Q5_0, EMB_TYPE_Q4_0};
-    static const int32_t qk_types[] = {EMB_TYPE_Q4_K, EMB_TYPE_Q6_K};
+    static const int32_t q32_types[] = {EMB_TYPE_Q8_0, EMB_TYPE_Q5_0, EMB_TYPE_Q4_0, EMB_TYPE_Q4_1, EMB_TYPE_Q5_1};
+    static const int32_t qk_types[] = {EMB_TYPE_Q4_K, EMB_TYPE_Q5_K, EMB_TYPE_Q6_K};
     for (size_t t = 0; t < 3; t++)
         for (size_t s = 0; s < sizeof float_shapes / sizeof float_shapes[0]; s++) {
             test_type_shape(pool, pool3, float_types[t], float_shapes[s], EMB_MAT_F32);
             test_type_shape(pool, pool3, float_types[t], float_shapes[s], EMB_MAT_I8);
         }
-    for (size_t t = 0; t < 3; t++)
+    for (size_t t = 0; t < sizeof q32_types / sizeof q32_types[0]; t++)
         for (size_t s = 0; s < sizeof q32_shapes / sizeof q32_shapes[0]; s++) {
             test_type_shape(pool, pool3, q32_types[t], q32_shapes[s], EMB_MAT_I8);
             test_type_shape(pool, pool3, q32_types[t], q32_shapes[s], EMB_MAT_BLOCKS);
         }
-    for (size_t t = 0; t < 2; t++)
+    for (size_t t = 0; t < sizeof qk_types / sizeof qk_types[0]; t++)
         for (size_t s = 0; s < sizeof qk_shapes / sizeof qk_shapes[0]; s++) {
             test_type_shape(pool, pool3, qk_types[t], qk_shapes[s], EMB_MAT_I8);
             test_type_shape(pool, pool3, qk_types[t], qk_shapes[s], EMB_MAT_BLOCKS);
