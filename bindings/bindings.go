@@ -315,6 +315,19 @@ func (p *Pool) Park() {
 	}
 }
 
+// Wake tells the workers that work is coming, so sleeping ones start spinning now and the next
+// Encode does not wait for them to wake (emb_pool_wake). A hint: while an Encode holds the pool
+// (the workers are awake anyway) it does nothing.
+func (p *Pool) Wake() {
+	if !p.mu.TryLock() {
+		return
+	}
+	defer p.mu.Unlock()
+	if p.p != nil {
+		C.emb_pool_wake(p.p)
+	}
+}
+
 // Close stops the workers, after any running Encode finishes.
 func (p *Pool) Close() {
 	p.mu.Lock()

@@ -183,8 +183,14 @@ func TestEncodeAndBatchChecks(t *testing.T) {
 	if err := c.Encode(p2, good, out); err != nil {
 		t.Errorf("Encode after Park: %v", err)
 	}
+	p2.Park()
+	p2.Wake() // sleeping workers spin again, then run the next encode
+	if err := c.Encode(p2, good, out); err != nil {
+		t.Errorf("Encode after Wake: %v", err)
+	}
 	p2.Close()
-	p2.Park() // a hint: no effect on a closed pool
+	p2.Park() // hints: no effect on a closed pool
+	p2.Wake()
 	if err := c.Encode(p2, good, out); err == nil {
 		t.Error("Encode on a closed pool accepted")
 	}

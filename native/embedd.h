@@ -146,6 +146,9 @@ int32_t emb_pool_threads(const emb_pool *p);
    microseconds, go to sleep at once and leave the cores to the threads that answer the request.
    The next task wakes them. A hint: safe to call at any time, also during emb_encode. */
 void emb_pool_park(emb_pool *p);
+/* Says work is coming (a request just arrived): sleeping workers wake and spin for a while, so the
+   next task starts on all of them without a wake-up delay. A hint, like emb_pool_park. */
+void emb_pool_wake(emb_pool *p);
 
 typedef struct emb_ctx emb_ctx;
 emb_ctx *emb_ctx_create(const emb_model *m, char *err, size_t err_len);

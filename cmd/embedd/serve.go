@@ -177,7 +177,7 @@ func runServe(args []string) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
 	}
 	srv := &http.Server{
-		Handler:           api.Handler(),
+		Handler:           wakeOnPost(api.Handler(), pool.Wake),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
@@ -237,4 +237,16 @@ loop:
 	reg.Close()
 	slog.Info("stopped")
 	return exitErr
+}
+
+// wakeOnPost wakes the engine's sleeping workers as a POST (a compute request) arrives, so they
+// are spinning by the time its batch runs instead of waking up during it (the batcher parks them
+// whenever its queue empties).
+func wakeOnPost(h http.Handler, wake func()) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			wake()
+		}
+		h.ServeHTTP(w, r)
+	})
 }

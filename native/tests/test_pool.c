@@ -168,8 +168,8 @@ int main(void) {
         free(t);
     }
 
-    /* Parked workers (emb_pool_park, also called while runs are under way) still run every share
-       of the next runs exactly once. */
+    /* Parked and woken workers (emb_pool_park, emb_pool_wake, also while runs are under way) still
+       run every share of the next runs exactly once. */
     {
         char err[256];
         emb_pool *p = emb_pool_create(3, err, sizeof err);
@@ -182,6 +182,7 @@ int main(void) {
             emb_pool_run(p, count_task, t);
             if (t->sums[0] + t->sums[1] + t->sums[2] != 55) ok = 0;
             if (r % 3 == 0) emb_pool_park(p);
+            if (r % 5 == 0) emb_pool_wake(p);
             if (r % 100 == 0) {
                 struct timespec ts = {0, 2 * 1000 * 1000};
                 nanosleep(&ts, NULL);
@@ -191,6 +192,9 @@ int main(void) {
         for (int i = 0; i < 3; i++)
             CHECK(atomic_load(&t->count[i]) == runs, "parked pool: worker %d ran %d of %d", i, atomic_load(&t->count[i]), runs);
         emb_pool_park(NULL);
+        emb_pool_wake(NULL);
+        /* A worker woken without a task goes back to sleep, and still stops when the pool is freed. */
+        emb_pool_wake(p);
         emb_pool_free(p);
         free(t);
     }
