@@ -4,6 +4,12 @@
  * The batch is packed (sequences end to end, no padding). Every per-token step (embeddings,
  * matrix products, LayerNorm, GELU) runs over all tokens of the batch at once; only attention
  * looks at sequence boundaries, and it is split over the pool's workers by (sequence, head).
+ *
+ * Everything in a layer but attention is row-local: a token's output projection, LayerNorms and
+ * FFN need only its own row. So each worker owns a contiguous block of rows and carries them, in
+ * one pool run, from the attention output through the layer's tail and on into the next layer's
+ * QKV product; a layer costs two pool runs (that, and attention) instead of one per step. Each
+ * worker's products run on its own slice of the matmul scratch.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -22,8 +28,13 @@
    never seq_len x seq_len. */
 #define ATTN_Q_CHUNK 64
 /* Tokens per FFN step (up, GELU, down): 288 x 1536 floats is 1.8 MB, cache-resident between the
-   steps; a multiple of the matmul's row block (EMB_MC = 96). Any value gives the same results. */
+   steps; a multiple of the matmul's row block (EMB_MC = 96). Any value gives the same results.
+   FFN_ROWS is the same for one worker's rows in the row-local path. */
 #define FFN_CHUNK 288
+#define FFN_ROWS 96
+/* Rows per worker below which a group takes the step-by-step path, each product split over the
+   workers by columns (a worker with a few rows would read all the weights for little work). */
+#define ROW_LOCAL_MIN 4
 /* Tokens per SPLADE decoder step: logits scratch is SPLADE_CHUNK x n_vocab. */
 #define SPLADE_CHUNK 64
 
@@ -38,20 +49,18 @@ struct emb_ctx {
     int64_t cap_tokens;  /* token rows of hidden, pos, seq_of, seq_off, head_x */
     int64_t cap_rows;    /* rows of work and mm_scratch (one group of sequences) */
     float *hidden;       /* [T][E] */
-    /* qkv, attn and ff share one allocation, `work`: qkv [T][3E] at its start and attn [T][E] after
-       it are live from the QKV product to the output projection, ff [T][F] (also at the start) from
-       the FFN up product to the down product, so they never overlap in time (40% less scratch). */
-    float *work;         /* [R][max(F, 4E)], R = cap_rows */
+    /* qkv, attn and ff share one allocation, `work`. */
+    float *work;         /* [R][4E + F], R = cap_rows */
     float *qkv;          /* [R][3E], in work */
     float *attn;         /* [R][E], in work after qkv */
-    float *ff;           /* [R][F], in work */
+    float *ff;           /* [R][F], in work after attn (workers write it while others still read attn) */
     int32_t *pos;        /* [T] position of each token in its sequence */
     int32_t *seq_of;     /* [T] sequence of each token */
     int64_t *seq_off;    /* [T + 1] first token of each sequence */
     float *head_x;       /* SPLADE: [SPLADE_CHUNK][E]; rank: [T][E] */
     float *logits;       /* SPLADE: [SPLADE_CHUNK][V] */
-    void *mm_scratch;
-    size_t mm_scratch_bytes;
+    void *mm_scratch;    /* emb_matmul scratch: R rows, or cap_workers slices of mm_slice bytes */
+    size_t mm_scratch_bytes, mm_slice;
     float *scores;      /* per worker ATTN_Q_CHUNK x cap_len */
     int64_t cap_len, cap_workers;
 };
@@ -91,7 +100,7 @@ static void free_row_buffers(emb_ctx *c) {
     free(c->mm_scratch);
     c->work = c->qkv = c->attn = c->ff = NULL;
     c->mm_scratch = NULL;
-    c->mm_scratch_bytes = 0;
+    c->mm_scratch_bytes = c->mm_slice = 0;
     c->cap_rows = 0;
 }
 
@@ -147,23 +156,36 @@ static int64_t rows_needed(const emb_model *m, int64_t T, int64_t n_seqs, int64_
     return R;
 }
 
+/* Matmul scratch for R rows: enough for products over all R rows, and for nth workers each running
+   products over its own ceil(R / nth) rows on a slice of *slice bytes. SIZE_MAX on overflow. */
+static size_t scratch_for(const emb_model *m, int64_t R, int64_t nth, size_t *slice) {
+    const size_t whole = model_scratch_bytes(m, R);
+    const size_t part = model_scratch_bytes(m, (R + nth - 1) / nth);
+    if (whole == SIZE_MAX || part == SIZE_MAX || part > SIZE_MAX / 2) return SIZE_MAX;
+    *slice = (part + 63) & ~(size_t)63;
+    if ((uint64_t)*slice > (uint64_t)(SIZE_MAX / 2) / (uint64_t)nth) return SIZE_MAX;
+    return max_size(whole, *slice * (size_t)nth);
+}
+
 /* Grows the scratch to hold T tokens, R rows per group, sequences up to max_len and nth workers.
    Allocates nothing when the batch fits what an earlier batch needed. */
 static int ctx_reserve(emb_ctx *c, int64_t T, int64_t R, int64_t max_len, int64_t nth, char *err,
                        size_t err_len) {
     const emb_model *m = c->m;
     const int64_t E = m->hp.n_embd, F = m->hp.n_ff, V = m->hp.n_vocab;
-    if (R > c->cap_rows) {
+    size_t slice = 0;
+    const int64_t rows = R > c->cap_rows ? R : c->cap_rows;
+    const size_t mm = scratch_for(m, rows, nth, &slice);
+    if (R > c->cap_rows || mm > c->mm_scratch_bytes || slice > c->mm_slice) {
         free_row_buffers(c);
-        const int64_t work_row = F > 4 * E ? F : 4 * E;
-        c->work = alloc_aligned(R * work_row, sizeof(float));
-        c->qkv = c->ff = c->work;
-        c->attn = c->work ? c->work + R * 3 * E : NULL;
-        int ok = c->work != NULL;
-        const size_t mm = model_scratch_bytes(m, R);
+        c->work = alloc_aligned(rows * (4 * E + F), sizeof(float));
+        c->qkv = c->work;
+        c->attn = c->work ? c->work + rows * 3 * E : NULL;
+        c->ff = c->work ? c->work + rows * 4 * E : NULL;
+        int ok = c->work != NULL && mm != SIZE_MAX;
         if (ok && mm > 0) {
             c->mm_scratch = alloc_aligned((int64_t)((mm + 63) / 64), 64);
-            ok = mm != SIZE_MAX && c->mm_scratch != NULL;
+            ok = c->mm_scratch != NULL;
         }
         if (!ok) {
             free_row_buffers(c);
@@ -172,7 +194,8 @@ static int ctx_reserve(emb_ctx *c, int64_t T, int64_t R, int64_t max_len, int64_
             return -1;
         }
         c->mm_scratch_bytes = mm;
-        c->cap_rows = R;
+        c->mm_slice = slice;
+        c->cap_rows = rows;
     }
     if (T > c->cap_tokens) {
         free_token_buffers(c);
@@ -500,28 +523,85 @@ static void head_splade(emb_ctx *c, emb_pool *p, const emb_batch *b, int64_t T, 
 
 /* ---- emb_encode ---------------------------------------------------------------------------- */
 
+/* The row-local steps of one worker's rows [r0, r1) of a group: the tail of layer `tail` (output
+   projection + residual, LayerNorm, FFN in FFN_ROWS blocks + residual, LayerNorm), then the QKV
+   product of layer `qkv`; either may be NULL. Products run single-threaded on the worker's slice of
+   the matmul scratch. */
+typedef struct {
+    emb_ctx *c;
+    const emb_layer *tail, *qkv;
+    float *hid; /* the group's first row of hidden */
+    int64_t R;
+} rows_task;
+
+static void run_rows(void *arg, int ith, int nth) {
+    const rows_task *a = arg;
+    emb_ctx *c = a->c;
+    const emb_model *m = c->m;
+    const int64_t E = m->hp.n_embd, F = m->hp.n_ff;
+    const float eps = m->hp.norm_eps;
+    int64_t r0, r1;
+    emb_split(a->R, ith, nth, &r0, &r1);
+    if (r1 <= r0) return;
+    void *scratch = (uint8_t *)c->mm_scratch + (size_t)ith * c->mm_slice;
+    float *h = a->hid + r0 * E;
+    const int64_t n = r1 - r0;
+    if (a->tail) {
+        const emb_layer *L = a->tail;
+        emb_matmul(NULL, &L->out, c->attn + r0 * E, n, h, h, EMB_EPI_NONE, scratch);
+        for (int64_t r = 0; r < n; r++) emb_layernorm(h + r * E, h + r * E, L->attn_norm_g, L->attn_norm_b, E, eps);
+        for (int64_t f0 = 0; f0 < n; f0 += FFN_ROWS) {
+            const int64_t rows = n - f0 < FFN_ROWS ? n - f0 : FFN_ROWS;
+            float *ff = c->ff + (r0 + f0) * F;
+            emb_matmul(NULL, &L->up, h + f0 * E, rows, ff, NULL, EMB_EPI_GELU, scratch);
+            emb_matmul(NULL, &L->down, ff, rows, h + f0 * E, h + f0 * E, EMB_EPI_NONE, scratch);
+        }
+        for (int64_t r = 0; r < n; r++) emb_layernorm(h + r * E, h + r * E, L->out_norm_g, L->out_norm_b, E, eps);
+    }
+    if (a->qkv) emb_matmul(NULL, &a->qkv->qkv, h, n, c->qkv + r0 * 3 * E, NULL, EMB_EPI_NONE, scratch);
+}
+
+static void attention(emb_ctx *c, emb_pool *p, int32_t s0, int32_t s1) {
+    const emb_model *m = c->m;
+    const int64_t E = m->hp.n_embd, H = m->hp.n_head;
+    attn_task at = {.qkv = c->qkv,
+                    .out = c->attn,
+                    .seq_off = c->seq_off + s0,
+                    .base = c->seq_off[s0],
+                    .n_units = (int64_t)(s1 - s0) * H,
+                    .n_head = H,
+                    .hd = E / H,
+                    .E = E,
+                    .scale = 1.0f / sqrtf((float)(E / H)),
+                    .scores = c->scores,
+                    .scores_stride = ATTN_Q_CHUNK * c->cap_len};
+    emb_pool_run(p, run_attention, &at);
+}
+
 /* Every layer over sequences [s0, s1): rows seq_off[s0] .. seq_off[s1] of hidden, which must fit
    cap_rows (ctx_reserve made sure). */
 static void run_layers(emb_ctx *c, emb_pool *p, int32_t s0, int32_t s1) {
     const emb_model *m = c->m;
-    const int64_t E = m->hp.n_embd, H = m->hp.n_head;
+    const int64_t E = m->hp.n_embd;
     const int64_t t0 = c->seq_off[s0], R = c->seq_off[s1] - t0;
     float *hid = c->hidden + t0 * E;
-    for (int il = 0; il < m->hp.n_layer; il++) {
+    const int nl = m->hp.n_layer;
+    if (R >= (int64_t)ROW_LOCAL_MIN * emb_pool_threads(p)) {
+        rows_task rt = {c, NULL, &m->layers[0], hid, R};
+        emb_pool_run(p, run_rows, &rt);
+        for (int il = 0; il < nl; il++) {
+            attention(c, p, s0, s1);
+            rt.tail = &m->layers[il];
+            rt.qkv = il + 1 < nl ? &m->layers[il + 1] : NULL;
+            emb_pool_run(p, run_rows, &rt);
+        }
+        return;
+    }
+    /* Few rows: step by step, every product split over the workers. */
+    for (int il = 0; il < nl; il++) {
         const emb_layer *L = &m->layers[il];
         emb_matmul(p, &L->qkv, hid, R, c->qkv, NULL, EMB_EPI_NONE, c->mm_scratch);
-        attn_task at = {.qkv = c->qkv,
-                        .out = c->attn,
-                        .seq_off = c->seq_off + s0,
-                        .base = t0,
-                        .n_units = (int64_t)(s1 - s0) * H,
-                        .n_head = H,
-                        .hd = E / H,
-                        .E = E,
-                        .scale = 1.0f / sqrtf((float)(E / H)),
-                        .scores = c->scores,
-                        .scores_stride = ATTN_Q_CHUNK * c->cap_len};
-        emb_pool_run(p, run_attention, &at);
+        attention(c, p, s0, s1);
         /* hidden = hidden + attn Wo^T + bo, then LayerNorm */
         emb_matmul(p, &L->out, c->attn, R, hid, hid, EMB_EPI_NONE, c->mm_scratch);
         layernorm_rows(p, hid, L->attn_norm_g, L->attn_norm_b, R, E, m->hp.norm_eps);
