@@ -675,12 +675,13 @@ static void quantise_rows(const mm_task *t, int64_t m0, int64_t m1) {
             float *sa = t->sa + m * t->nb;
             t->kern.quant_row(t->x + m * t->W->k, t->W->k, t->lda, q, sa, t->offset);
             if (!t->asum) continue;
-            /* Bytes past k are 0 (128 with the offset): whole blocks can be summed. */
+            /* Bytes past k are 0 (128 with the offset): whole blocks can be summed. Flipping the
+               top bit turns int8 into offset uint8, whose sum the compiler vectorises. */
+            const uint8_t flip = t->offset ? 0 : 0x80;
             for (int64_t b = 0; b < t->nb; b++) {
-                int32_t sum = 0;
-                for (int i = 0; i < EMB_QB; i++)
-                    sum += t->offset ? (int32_t)q[b * EMB_QB + i] - 128 : (int32_t)(int8_t)q[b * EMB_QB + i];
-                t->asum[m * t->nb + b] = (float)sum * sa[b];
+                uint32_t sum = 0;
+                for (int i = 0; i < EMB_QB; i++) sum += (uint8_t)(q[b * EMB_QB + i] ^ flip);
+                t->asum[m * t->nb + b] = (float)((int32_t)sum - 128 * EMB_QB) * sa[b];
             }
         }
     } else if (t->W->kind == EMB_MAT_BLOCKS) {

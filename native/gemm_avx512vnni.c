@@ -34,11 +34,12 @@ static inline __m512i bcast4(const uint8_t *p) {
 }
 
 /* facc[i] = fma(float(isum), ws * sa, facc[i]) for one 16-output vector, then for affine weights
-   (wm not NULL) facc[i] = fma(wm, asum, facc[i]). */
-AI void fold(float *facc, __m512i isum, float sa, const float *ws, const float *wm, const float *as) {
+   (AFF, a compile-time constant: the plain tiles carry no trace of it) facc[i] = fma(wm, asum,
+   facc[i]). */
+AI void fold(float *facc, __m512i isum, float sa, const float *ws, const int AFF, const float *wm, const float *as) {
     __m512 s = _mm512_mul_ps(_mm512_load_ps(ws), _mm512_set1_ps(sa));
     __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), s, _mm512_load_ps(facc));
-    if (wm) v = _mm512_fmadd_ps(_mm512_load_ps(wm), _mm512_set1_ps(*as), v);
+    if (AFF) v = _mm512_fmadd_ps(_mm512_load_ps(wm), _mm512_set1_ps(*as), v);
     _mm512_store_ps(facc, v);
 }
 
@@ -56,12 +57,12 @@ AI void finish(const emb_matrix *W, const float *facc, int64_t m, int64_t n0, fl
    spills an array of 24 zmm to the stack on every update. MR and NP are compile-time constants at
    every call, so the unused rows and columns vanish. */
 AI void vnni_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
-                  int64_t m, const int MR, int64_t p, const int NP, float *y, const float *res) {
+                  int64_t m, const int MR, int64_t p, const int NP, const int AFF, float *y, const float *res) {
     const int64_t kp = emb_i8_kp(W->k), nb = kp / EMB_QB, ps = EMB_PANEL * kp, ss = nb * EMB_PANEL;
     const int8_t *w = (const int8_t *)W->data + p * ps;
     const int32_t *st = W->rsum + p * ss;
     const float *ws = W->scale + p * ss;
-    const float *wm = W->wmin ? W->wmin + p * ss : NULL;
+    const float *wm = AFF ? W->wmin + p * ss : NULL;
     float facc[6][4][16] __attribute__((aligned(64)));
     for (int r = 0; r < MR; r++)
         for (int c = 0; c < NP; c++) _mm512_store_ps(facc[r][c], _mm512_setzero_ps());
@@ -97,8 +98,8 @@ AI void vnni_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const floa
         }
 #define VFOLD(R, C) \
     if (MR > R && NP > C)                                                                            \
-        fold(facc[R][C], c##R##C, sam[R * nb + b], ws + C * ss + b * EMB_PANEL, wm ? wm + C * ss + b * EMB_PANEL : NULL, \
-             wm ? asum + (m + R) * nb + b : NULL);
+        fold(facc[R][C], c##R##C, sam[R * nb + b], ws + C * ss + b * EMB_PANEL, AFF,                 \
+             AFF ? wm + C * ss + b * EMB_PANEL : NULL, AFF ? asum + (m + R) * nb + b : NULL);
 #define VFOLD_ROW(R) VFOLD(R, 0) VFOLD(R, 1) VFOLD(R, 2) VFOLD(R, 3)
         VFOLD_ROW(0) VFOLD_ROW(1) VFOLD_ROW(2) VFOLD_ROW(3) VFOLD_ROW(4) VFOLD_ROW(5)
 #undef VFOLD_ROW
@@ -111,13 +112,13 @@ AI void vnni_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const floa
 /* One or two rows leave too few independent accumulators to cover VPDPBUSD's latency, so even
    and odd k-groups go to separate sets (c starts at rsum, d at zero), added (exactly) per block. */
 AI void vnni_tile_narrow(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
-                         const float *asum, int64_t m, const int MR, int64_t p, const int NP, float *y,
-                         const float *res) {
+                         const float *asum, int64_t m, const int MR, int64_t p, const int NP, const int AFF,
+                         float *y, const float *res) {
     const int64_t kp = emb_i8_kp(W->k), nb = kp / EMB_QB, ps = EMB_PANEL * kp, ss = nb * EMB_PANEL;
     const int8_t *w = (const int8_t *)W->data + p * ps;
     const int32_t *st = W->rsum + p * ss;
     const float *ws = W->scale + p * ss;
-    const float *wm = W->wmin ? W->wmin + p * ss : NULL;
+    const float *wm = AFF ? W->wmin + p * ss : NULL;
     float facc[2][4][16] __attribute__((aligned(64)));
     for (int r = 0; r < MR; r++)
         for (int c = 0; c < NP; c++) _mm512_store_ps(facc[r][c], _mm512_setzero_ps());
@@ -149,7 +150,7 @@ AI void vnni_tile_narrow(const emb_matrix *W, const uint8_t *a, int64_t lda, con
 #define NFOLD(R, C)                                                                                  \
     if (MR > R && NP > C)                                                                            \
         fold(facc[R][C], _mm512_add_epi32(c##R##C, d##R##C), sam[R * nb + b], ws + C * ss + b * EMB_PANEL, \
-             wm ? wm + C * ss + b * EMB_PANEL : NULL, wm ? asum + (m + R) * nb + b : NULL);
+             AFF, AFF ? wm + C * ss + b * EMB_PANEL : NULL, AFF ? asum + (m + R) * nb + b : NULL);
         NFOLD(0, 0) NFOLD(0, 1) NFOLD(0, 2) NFOLD(0, 3) NFOLD(1, 0) NFOLD(1, 1) NFOLD(1, 2) NFOLD(1, 3)
 #undef NFOLD
     }
@@ -157,8 +158,8 @@ AI void vnni_tile_narrow(const emb_matrix *W, const uint8_t *a, int64_t lda, con
         for (int c = 0; c < NP; c++) finish(W, facc[r][c], m + r, (p + c) * EMB_PANEL, y, res);
 }
 
-#define VNNI_CALL(MR, NP) vnni_tile(W, a, lda, sa, asum, m, MR, p, NP, y, residual)
-#define VNNI_NARROW_CALL(MR, NP) vnni_tile_narrow(W, a, lda, sa, asum, m, MR, p, NP, y, residual)
+#define VNNI_CALL(MR, NP) vnni_tile(W, a, lda, sa, asum, m, MR, p, NP, AFF, y, residual)
+#define VNNI_NARROW_CALL(MR, NP) vnni_tile_narrow(W, a, lda, sa, asum, m, MR, p, NP, AFF, y, residual)
 #define VNNI_NP(CALL, MR)                       \
     switch (np) {                               \
     case 1: CALL(MR, 1); break;                 \
@@ -167,9 +168,10 @@ AI void vnni_tile_narrow(const emb_matrix *W, const uint8_t *a, int64_t lda, con
     default: CALL(MR, 4); break;                \
     }
 
-void emb_i8_kernel_avx512vnni(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
-                              const float *asum, int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
-                              const float *residual) {
+/* AFF: whether W is affine (W->wmin), a compile-time constant in each instantiation. */
+AI void vnni_kernel(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
+                    int64_t m0, int64_t m1, int64_t p0, int64_t p1, const int AFF, float *y,
+                    const float *residual) {
     /* Rows are dealt into near-equal blocks of at most 6 (7 rows -> 4 + 3, not 6 + 1): a thin
        block runs at a fraction of the throughput of a full one. */
     const int64_t rows = m1 - m0, nblk = (rows + 5) / 6;
@@ -189,4 +191,13 @@ void emb_i8_kernel_avx512vnni(const emb_matrix *W, const uint8_t *a, int64_t lda
             m += mr;
         }
     }
+}
+
+void emb_i8_kernel_avx512vnni(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
+                              const float *asum, int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
+                              const float *residual) {
+    if (W->wmin)
+        vnni_kernel(W, a, lda, sa, asum, m0, m1, p0, p1, 1, y, residual);
+    else
+        vnni_kernel(W, a, lda, sa, asum, m0, m1, p0, p1, 0, y, residual);
 }
