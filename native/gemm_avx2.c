@@ -140,11 +140,11 @@ AI void affine_fold(__m256 fa[][2], int mr, const float *wm, const float *as, in
 /* Per 32-block: exact int32 sums, then acc = fma(float(isum), ws * sa, acc) (the scalar
    reference's float steps in its order; then the affine term, if any). 3 rows x 16 outputs: 6 int + 6 float accumulators. */
 AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
-                int64_t m, int mr, int64_t p, float *y, const float *res) {
+                int64_t m, int mr, int64_t p, const int AFF, float *y, const float *res) {
     const int64_t n = W->n, kp = emb_i8_kp(W->k), nb = kp / EMB_QB;
     const int8_t *w = (const int8_t *)W->data + p * EMB_PANEL * kp;
     const float *ws = W->scale + p * nb * EMB_PANEL;
-    const float *wm = W->wmin ? W->wmin + p * nb * EMB_PANEL : NULL;
+    const float *wm = AFF ? W->wmin + p * nb * EMB_PANEL : NULL;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 fa[3][2];
 #pragma GCC unroll 3
@@ -178,7 +178,7 @@ AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float 
             fa[r][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][0]), _mm256_mul_ps(ws0, sv), fa[r][0]);
             fa[r][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][1]), _mm256_mul_ps(ws1, sv), fa[r][1]);
         }
-        if (wm) affine_fold(fa, mr, wm + b * EMB_PANEL, asum + m * nb + b, nb);
+        if (AFF) affine_fold(fa, mr, wm + b * EMB_PANEL, asum + m * nb + b, nb);
     }
     int64_t n0 = p * EMB_PANEL, cnt = n - n0 < EMB_PANEL ? n - n0 : EMB_PANEL;
 #pragma GCC unroll 3
@@ -221,11 +221,12 @@ AI __m256i bcast_a(const uint8_t *p) {
     } while (0)
 
 AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
-                      const float *asum, int64_t m, const int MR, int64_t p, float *y, const float *res) {
+                      const float *asum, int64_t m, const int MR, int64_t p, const int AFF, float *y,
+                      const float *res) {
     const int64_t n = W->n, kp = emb_i8_kp(W->k), nb = kp / EMB_QB;
     const int8_t *w = (const int8_t *)W->data + p * EMB_PANEL * kp;
     const float *ws = W->scale + p * nb * EMB_PANEL;
-    const float *wm = W->wmin ? W->wmin + p * nb * EMB_PANEL : NULL;
+    const float *wm = AFF ? W->wmin + p * nb * EMB_PANEL : NULL;
     const int32_t *rs = W->rsum + p * nb * EMB_PANEL;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 f00 = _mm256_setzero_ps(), f01 = f00, f10 = f00, f11 = f00;
@@ -255,7 +256,7 @@ AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const 
             f10 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i10), _mm256_mul_ps(ws0, sv), f10);
             f11 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i11), _mm256_mul_ps(ws1, sv), f11);
         }
-        if (wm) {
+        if (AFF) {
             const __m256 wm0 = _mm256_load_ps(wm + b * EMB_PANEL), wm1 = _mm256_load_ps(wm + b * EMB_PANEL + 8);
             __m256 av = _mm256_broadcast_ss(asum + m * nb + b);
             f00 = _mm256_fmadd_ps(wm0, av, f00);
@@ -279,14 +280,16 @@ AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const 
                 _mm256_add_ps(f11, b1));
 }
 
-void emb_i8_kernel_avx2(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
-                        const float *asum, int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
-                        const float *residual) {
+/* AFF: whether W is affine (W->wmin), a compile-time constant in each instantiation, so the plain
+   tiles carry no trace of the affine term. */
+AI void i8_kernel(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
+                  int64_t m0, int64_t m1, int64_t p0, int64_t p1, const int AFF, float *y,
+                  const float *residual) {
     if (emb_i8_small_weights(W)) {
         for (int64_t p = p0; p < p1; p++) {
             int64_t m = m0;
-            for (; m + 2 <= m1; m += 2) i8_tile_small(W, a, lda, sa, asum, m, 2, p, y, residual);
-            if (m < m1) i8_tile_small(W, a, lda, sa, asum, m, 1, p, y, residual);
+            for (; m + 2 <= m1; m += 2) i8_tile_small(W, a, lda, sa, asum, m, 2, p, AFF, y, residual);
+            if (m < m1) i8_tile_small(W, a, lda, sa, asum, m, 1, p, AFF, y, residual);
         }
         return;
     }
@@ -294,11 +297,20 @@ void emb_i8_kernel_avx2(const emb_matrix *W, const uint8_t *a, int64_t lda, cons
     for (int64_t p = p0; p < p1; p++)
         for (int64_t blk = 0, m = m0; blk < nblk; m += mr_of(rows, nblk, blk), blk++) {
             switch (mr_of(rows, nblk, blk)) {
-            case 1: i8_tile(W, a, lda, sa, asum, m, 1, p, y, residual); break;
-            case 2: i8_tile(W, a, lda, sa, asum, m, 2, p, y, residual); break;
-            default: i8_tile(W, a, lda, sa, asum, m, 3, p, y, residual); break;
+            case 1: i8_tile(W, a, lda, sa, asum, m, 1, p, AFF, y, residual); break;
+            case 2: i8_tile(W, a, lda, sa, asum, m, 2, p, AFF, y, residual); break;
+            default: i8_tile(W, a, lda, sa, asum, m, 3, p, AFF, y, residual); break;
             }
         }
+}
+
+void emb_i8_kernel_avx2(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
+                        const float *asum, int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
+                        const float *residual) {
+    if (W->wmin)
+        i8_kernel(W, a, lda, sa, asum, m0, m1, p0, p1, 1, y, residual);
+    else
+        i8_kernel(W, a, lda, sa, asum, m0, m1, p0, p1, 0, y, residual);
 }
 
 /* ---- attention sgemms: tiles of 6 rows x 16 columns --------------------------------------------- */
