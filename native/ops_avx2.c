@@ -4,14 +4,14 @@
  * exp: x = n ln2 + r with |r| <= ln2/2, exp(r) by its degree-7 Taylor polynomial (truncation
  * error < 6e-9 relative), 2^n assembled in the exponent bits. Inputs below -87 give 0 (the true
  * value is a denormal below 1.7e-38); inputs are clamped at 88 above (used only for x <= 0 here).
- * erfc (for GELU): the Numerical Recipes erfcc rational-exponential fit, fractional error < 1.2e-7
- * for every z >= 0, which keeps GELU within 1e-6 absolute. Tails are done by the scalar
- * reference of ops.c.
+ * GELU: piecewise polynomials of Phi(-|x|) (gelu_tables.h, scripts/gelu_tables.py), within 5e-8
+ * absolute. Tails are done by the scalar reference of ops.c.
  */
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
 
+#include "gelu_tables.h"
 #include "ops_impl.h"
 
 void emb_layernorm_ref(float *y, const float *x, const float *g, const float *b, int64_t n,
@@ -42,42 +42,34 @@ static inline __m256 exp8(__m256 x) {
     return _mm256_andnot_ps(underflow, res);
 }
 
-/* erfc(z) for z >= 0. */
-static inline __m256 erfc8_pos(__m256 z) {
-    const __m256 one = _mm256_set1_ps(1.0f);
-    const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.5f), z, one));
-    __m256 p = _mm256_set1_ps(0.17087277f);
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.82215223f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.48851587f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.13520398f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.27886807f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.18628806f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.09678418f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.37409196f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.00002368f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.26551223f));
-    const __m256 arg = _mm256_fnmadd_ps(z, z, p); /* -z*z + p */
-    return _mm256_mul_ps(t, exp8(arg));
-}
-
 void emb_exp_avx2(float *x, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp8(_mm256_loadu_ps(x + i)));
     if (i < n) emb_exp_ref(x + i, n - i);
 }
 
+/* GELU(x) = x (1 - g(|x|)) for x >= 0, x g(|x|) for x < 0, with g(a) = Phi(-a) from the eight
+   degree-6 pieces of gelu_tables.h: each lane picks its interval's coefficients with one permute per
+   power (no division, no exp; about half the time of the erfc formula it replaced, which took 7% of
+   the AVX2 forward pass). g = 0 from GELU_A_MAX on; NaN stays NaN. */
 void emb_gelu_avx2(float *x, int64_t n) {
-    const __m256 half = _mm256_set1_ps(0.5f);
-    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    const __m256 per_unit = _mm256_set1_ps(8.0f / GELU_A_MAX), amax = _mm256_set1_ps(GELU_A_MAX);
+    const __m256i last = _mm256_set1_epi32(7);
+    __m256 tab[7];
+    for (int j = 0; j < 7; j++) tab[j] = _mm256_load_ps(gelu_tab8[j]);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         const __m256 v = _mm256_loadu_ps(x + i);
-        const __m256 z = _mm256_mul_ps(_mm256_andnot_ps(sign, v), _mm256_set1_ps(0.70710678118654752f));
-        const __m256 hx_e = _mm256_mul_ps(_mm256_mul_ps(half, v), erfc8_pos(z)); /* x/2 erfc(|x|/sqrt2) */
-        /* x < 0: gelu = x/2 erfc(|x|/sqrt2); x >= 0: gelu = x - x/2 erfc(x/sqrt2). */
-        const __m256 neg = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ);
-        const __m256 r = _mm256_blendv_ps(_mm256_sub_ps(v, hx_e), hx_e, neg);
-        _mm256_storeu_ps(x + i, r);
+        const __m256 a = _mm256_andnot_ps(sign, v);
+        const __m256 u = _mm256_mul_ps(a, per_unit);
+        const __m256i k = _mm256_min_epi32(_mm256_cvttps_epi32(u), last);
+        const __m256 t = _mm256_fmsub_ps(_mm256_sub_ps(u, _mm256_cvtepi32_ps(k)), _mm256_set1_ps(2.0f), one);
+        __m256 g = _mm256_permutevar8x32_ps(tab[6], k);
+        for (int j = 5; j >= 0; j--) g = _mm256_fmadd_ps(g, t, _mm256_permutevar8x32_ps(tab[j], k));
+        g = _mm256_andnot_ps(_mm256_cmp_ps(a, amax, _CMP_GE_OQ), g);
+        /* blendv picks by the sign bit: g for negative x (and -0), 1 - g otherwise. */
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(v, _mm256_blendv_ps(_mm256_sub_ps(one, g), g, v)));
     }
     if (i < n) emb_gelu_ref(x + i, n - i);
 }

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "gelu_tables.h"
 #include "ops_impl.h"
 
 static inline __m512 exp16(__m512 x) {
@@ -29,22 +30,6 @@ static inline __m512 exp16(__m512 x) {
     return _mm512_mask_blend_ps(underflow, res, _mm512_setzero_ps());
 }
 
-static inline __m512 erfc16_pos(__m512 z) {
-    const __m512 one = _mm512_set1_ps(1.0f);
-    const __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(0.5f), z, one));
-    __m512 p = _mm512_set1_ps(0.17087277f);
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.82215223f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.48851587f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.13520398f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.27886807f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.18628806f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.09678418f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.37409196f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.00002368f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.26551223f));
-    return _mm512_mul_ps(t, exp16(_mm512_fnmadd_ps(z, z, p)));
-}
-
 static inline __mmask16 tail_mask(int64_t rem) { return (__mmask16)((1u << rem) - 1u); }
 
 void emb_exp_avx512(float *x, int64_t n) {
@@ -54,16 +39,26 @@ void emb_exp_avx512(float *x, int64_t n) {
     }
 }
 
+/* As emb_gelu_avx2, with the sixteen degree-5 pieces of gelu_tables.h (one permutexvar each). */
 void emb_gelu_avx512(float *x, int64_t n) {
-    const __m512 half = _mm512_set1_ps(0.5f);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512 per_unit = _mm512_set1_ps(16.0f / GELU_A_MAX), amax = _mm512_set1_ps(GELU_A_MAX);
+    const __m512i last = _mm512_set1_epi32(15);
+    __m512 tab[6];
+    for (int j = 0; j < 6; j++) tab[j] = _mm512_load_ps(gelu_tab16[j]);
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
         const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        const __m512 z = _mm512_mul_ps(_mm512_abs_ps(v), _mm512_set1_ps(0.70710678118654752f));
-        const __m512 hx_e = _mm512_mul_ps(_mm512_mul_ps(half, v), erfc16_pos(z));
-        const __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
-        const __m512 r = _mm512_mask_blend_ps(neg, _mm512_sub_ps(v, hx_e), hx_e);
-        _mm512_mask_storeu_ps(x + i, m, r);
+        const __m512 a = _mm512_abs_ps(v);
+        const __m512 u = _mm512_mul_ps(a, per_unit);
+        const __m512i k = _mm512_min_epi32(_mm512_cvttps_epi32(u), last);
+        const __m512 t = _mm512_fmsub_ps(_mm512_sub_ps(u, _mm512_cvtepi32_ps(k)), _mm512_set1_ps(2.0f), one);
+        __m512 g = _mm512_permutexvar_ps(k, tab[5]);
+        for (int j = 4; j >= 0; j--) g = _mm512_fmadd_ps(g, t, _mm512_permutexvar_ps(k, tab[j]));
+        g = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, amax, _CMP_GE_OQ), g, _mm512_setzero_ps());
+        /* g for negative x (and -0), 1 - g otherwise. */
+        const __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(v));
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(v, _mm512_mask_blend_ps(neg, _mm512_sub_ps(one, g), g)));
     }
 }
 
