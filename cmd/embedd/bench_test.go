@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// benchTestConfig is a small run: warm-up off so that request counts are exact.
+func benchTestConfig(url string) *benchConfig {
+	return &benchConfig{url: url, model: "m", batch: 3, concurrency: 2, rounds: 2, timeout: 10 * time.Second}
+}
+
+// `embedd bench` against the real server: every request succeeds, rounds repeat the corpus and
+// the token count is the server's own.
+func TestBenchAgainstServe(t *testing.T) {
+	bin := buildBinary(t)
+	cfgPath := writeServeTestConfig(t, t.TempDir(), "")
+	port := serveFreePort(t)
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(bin, "serve", "--config", cfgPath, "--host", "127.0.0.1", "--port", strconv.Itoa(port))
+	cmd.Env = append(os.Environ(), "EMBEDD_LOG_LEVEL=warn")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	serveWaitUntil(t, "ready", func() bool {
+		resp, err := http.Get(base + "/health/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+
+	texts := []string{"a short query", "robert smith", "the quick brown fox jumps over the lazy dog",
+		"GNU GENERAL PUBLIC LICENSE", "x", "what is deep learning?", "embeddings over HTTP"}
+	run := func(rounds int) *benchReport {
+		c := benchTestConfig(base)
+		c.model, c.rounds, c.warmup = "all-MiniLM-L6-v2", rounds, 1
+		rep, err := benchHTTP(context.Background(), c, texts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Errors != 0 {
+			t.Fatalf("%d errors, first: %s", rep.Errors, rep.FirstError)
+		}
+		return rep
+	}
+	one, two := run(1), run(2)
+	if one.Requests != 3 || one.Inputs != len(texts) || two.Requests != 6 || two.Inputs != 2*len(texts) {
+		t.Errorf("requests/inputs %d/%d and %d/%d, want 3/%d and 6/%d", one.Requests, one.Inputs,
+			two.Requests, two.Inputs, len(texts), 2*len(texts))
+	}
+	if one.Tokens < int64(3*len(texts)) || two.Tokens != 2*one.Tokens {
+		t.Errorf("tokens %d (1 round) and %d (2 rounds)", one.Tokens, two.Tokens)
+	}
+	if !(one.P50Ms > 0 && one.P50Ms <= one.P99Ms && one.P99Ms <= one.MaxMs && one.TokensPerS > 0) {
+		t.Errorf("latency figures %+v", one)
+	}
+}
+
+// fakeEmbeddings answers every well-formed request (model "m", key "k") with status and body(number
+// of inputs); it counts them.
+func fakeEmbeddings(t *testing.T, status int, body func(n int) string) (string, *atomic.Int64) {
+	var seen atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Model string   `json:"model"`
+			Input []string `json:"input"`
+		}
+		data, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(data, &req); err != nil || r.URL.Path != "/v1/embeddings" || req.Model != "m" ||
+			r.Header.Get("Authorization") != "Bearer k" {
+			http.Error(w, "bad request: "+string(data), http.StatusBadRequest)
+			return
+		}
+		seen.Add(1)
+		w.WriteHeader(status)
+		io.WriteString(w, body(len(req.Input)))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, &seen
+}
+
+// embeddingsAnswer is an OpenAI embeddings answer holding the given number of vectors.
+func embeddingsAnswer(vectors, tokens int) string {
+	items := make([]string, vectors)
+	for i := range items {
+		items[i] = fmt.Sprintf(`{"object":"embedding","index":%d,"embedding":[0.1,-0.2]}`, i)
+	}
+	return fmt.Sprintf(`{"object":"list","data":[%s],"model":"m","usage":{"prompt_tokens":%d,"total_tokens":%d}}`,
+		strings.Join(items, ","), tokens, tokens)
+}
+
+// Answers are checked: wrong counts, invalid JSON, missing embeddings and error statuses count as
+// errors with the first one reported, and a failing warm-up stops the run.
+func TestBenchAnswerChecks(t *testing.T) {
+	cases := []struct {
+		name    string
+		status  int
+		body    func(n int) string
+		warmup  int
+		wantErr string // from benchHTTP itself
+		errors  int    // failed requests in the report
+		first   string // in FirstError
+		tokens  int64
+	}{
+		{name: "good", status: 200, body: func(n int) string { return embeddingsAnswer(n, 5*n) }, tokens: 5 * 2 * 7},
+		{name: "too few vectors", status: 200, body: func(n int) string { return embeddingsAnswer(n-1, 5) }, errors: 6, first: "embeddings for"},
+		{name: "invalid JSON", status: 200, body: func(int) string { return `{"data":[` }, errors: 6, first: "not valid JSON"},
+		{name: "no embedding field", status: 200, body: func(n int) string {
+			return strings.ReplaceAll(embeddingsAnswer(n, 1), `"embedding":`, `"vector":`)
+		}, errors: 6, first: "0 embeddings for"},
+		{name: "server error", status: 500, body: func(int) string { return `{"error":"boom"}` }, errors: 6, first: "status 500"},
+		{name: "warm-up fails", status: 503, body: func(int) string { return "down" }, warmup: 1, wantErr: "warm-up request"},
+	}
+	texts := []string{"one", "two", "three", "four", "five", "six", "seven"}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			url, seen := fakeEmbeddings(t, tc.status, tc.body)
+			c := benchTestConfig(url)
+			c.apiKey, c.warmup = "k", tc.warmup
+			rep, err := benchHTTP(context.Background(), c, texts)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Requests != 6 || seen.Load() != 6 {
+				t.Errorf("%d requests reported, %d seen, want 6", rep.Requests, seen.Load())
+			}
+			if rep.Errors != tc.errors || !strings.Contains(rep.FirstError, tc.first) {
+				t.Errorf("errors %d (first %q), want %d containing %q", rep.Errors, rep.FirstError, tc.errors, tc.first)
+			}
+			if rep.Tokens != tc.tokens {
+				t.Errorf("tokens %d, want %d", rep.Tokens, tc.tokens)
+			}
+		})
+	}
+}
