@@ -5,11 +5,14 @@
  * matrix products, LayerNorm, GELU) runs over all tokens of the batch at once; only attention
  * looks at sequence boundaries, and it is split over the pool's workers by (sequence, head).
  *
- * Everything in a layer but attention is row-local: a token's output projection, LayerNorms and
- * FFN need only its own row. So each worker owns a contiguous block of rows and carries them, in
- * one pool run, from the attention output through the layer's tail and on into the next layer's
- * QKV product; a layer costs two pool runs (that, and attention) instead of one per step. Each
- * worker's products run on its own slice of the matmul scratch.
+ * Everything in a layer but reading the keys and values of attention is row-local: a token's
+ * attention output needs its own query row (and its sequence's K and V), its output projection,
+ * LayerNorms and FFN only its own row. So each worker owns a contiguous block of rows and carries
+ * them, in one pool run per layer, through attention (all heads of its query rows), the layer's
+ * tail and the next layer's QKV product; the run's end is the only barrier, after which every
+ * row's K and V are written. QKV alternates between two buffers so that a worker writing the next
+ * layer's cannot overwrite keys another worker is still reading. Each worker's products run on its
+ * own slice of the matmul scratch.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -50,8 +53,9 @@ struct emb_ctx {
     int64_t cap_rows;    /* rows of work and mm_scratch (one group of sequences) */
     float *hidden;       /* [T][E] */
     /* qkv, attn and ff share one allocation, `work`. */
-    float *work;         /* [R][4E + F], R = cap_rows */
+    float *work;         /* [R][7E + F], R = cap_rows */
     float *qkv;          /* [R][3E], in work */
+    float *qkv2;         /* [R][3E], in work after qkv: the odd layers' QKV on the row-local path */
     float *attn;         /* [R][E], in work after qkv */
     float *ff;           /* [R][F], in work after attn (workers write it while others still read attn) */
     int32_t *pos;        /* [T] position of each token in its sequence */
@@ -98,7 +102,7 @@ emb_ctx *emb_ctx_create(const emb_model *m, char *err, size_t err_len) {
 static void free_row_buffers(emb_ctx *c) {
     free(c->work);
     free(c->mm_scratch);
-    c->work = c->qkv = c->attn = c->ff = NULL;
+    c->work = c->qkv = c->qkv2 = c->attn = c->ff = NULL;
     c->mm_scratch = NULL;
     c->mm_scratch_bytes = c->mm_slice = 0;
     c->cap_rows = 0;
@@ -178,10 +182,11 @@ static int ctx_reserve(emb_ctx *c, int64_t T, int64_t R, int64_t max_len, int64_
     const size_t mm = scratch_for(m, rows, nth, &slice);
     if (R > c->cap_rows || mm > c->mm_scratch_bytes || slice > c->mm_slice) {
         free_row_buffers(c);
-        c->work = alloc_aligned(rows * (4 * E + F), sizeof(float));
+        c->work = alloc_aligned(rows * (7 * E + F), sizeof(float));
         c->qkv = c->work;
-        c->attn = c->work ? c->work + rows * 3 * E : NULL;
-        c->ff = c->work ? c->work + rows * 4 * E : NULL;
+        c->qkv2 = c->work ? c->work + rows * 3 * E : NULL;
+        c->attn = c->work ? c->work + rows * 6 * E : NULL;
+        c->ff = c->work ? c->work + rows * 7 * E : NULL;
         int ok = c->work != NULL && mm != SIZE_MAX;
         if (ok && mm > 0) {
             c->mm_scratch = alloc_aligned((int64_t)((mm + 63) / 64), 64);
@@ -523,13 +528,41 @@ static void head_splade(emb_ctx *c, emb_pool *p, const emb_batch *b, int64_t T, 
 
 /* ---- emb_encode ---------------------------------------------------------------------------- */
 
-/* The row-local steps of one worker's rows [r0, r1) of a group: the tail of layer `tail` (output
-   projection + residual, LayerNorm, FFN in FFN_ROWS blocks + residual, LayerNorm), then the QKV
-   product of layer `qkv`; either may be NULL. Products run single-threaded on the worker's slice of
-   the matmul scratch. */
+/* Attention of the group's query rows [r0, r1) (relative to its first row), every head, into
+   attn: each row attends over its own sequence's keys and values in qkv. S is the worker's scores
+   scratch (ATTN_Q_CHUNK x cap_len). A row's result does not depend on which rows share its chunk. */
+static void attend_rows(const emb_ctx *c, const float *qkv, int32_t s0, int32_t s1, int64_t r0, int64_t r1,
+                        float *S) {
+    const emb_model *m = c->m;
+    const int64_t E = m->hp.n_embd, H = m->hp.n_head, hd = E / H, ld = 3 * E, base = c->seq_off[s0];
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int32_t s = s0; s < s1; s++) {
+        const int64_t off = c->seq_off[s] - base, L = c->seq_off[s + 1] - c->seq_off[s];
+        if (off + L <= r0) continue;
+        if (off >= r1) break;
+        const int64_t q_lo = off > r0 ? off : r0, q_hi = off + L < r1 ? off + L : r1;
+        for (int64_t h = 0; h < H; h++) {
+            const float *K = qkv + off * ld + E + h * hd, *V = qkv + off * ld + 2 * E + h * hd;
+            for (int64_t q0 = q_lo; q0 < q_hi; q0 += ATTN_Q_CHUNK) {
+                const int64_t mq = q_hi - q0 < ATTN_Q_CHUNK ? q_hi - q0 : ATTN_Q_CHUNK;
+                emb_sgemm_nt(mq, L, hd, scale, qkv + q0 * ld + h * hd, ld, K, ld, S, L);
+                for (int64_t r = 0; r < mq; r++) emb_softmax(S + r * L, L);
+                emb_sgemm_nn(mq, hd, L, S, L, V, ld, c->attn + q0 * E + h * hd, E);
+            }
+        }
+    }
+}
+
+/* One worker's rows [r0, r1) of a group through one pool run: attention over qkv_in and the tail of
+   layer `tail` (output projection + residual, LayerNorm, FFN in FFN_ROWS blocks + residual,
+   LayerNorm), then the QKV product of layer `next` into qkv_out; either layer may be NULL. Products
+   run single-threaded on the worker's slice of the matmul scratch. */
 typedef struct {
     emb_ctx *c;
-    const emb_layer *tail, *qkv;
+    int32_t s0, s1;
+    const emb_layer *tail, *next;
+    const float *qkv_in;
+    float *qkv_out;
     float *hid; /* the group's first row of hidden */
     int64_t R;
 } rows_task;
@@ -548,6 +581,7 @@ static void run_rows(void *arg, int ith, int nth) {
     const int64_t n = r1 - r0;
     if (a->tail) {
         const emb_layer *L = a->tail;
+        attend_rows(c, a->qkv_in, a->s0, a->s1, r0, r1, c->scores + ith * ATTN_Q_CHUNK * c->cap_len);
         emb_matmul(NULL, &L->out, c->attn + r0 * E, n, h, h, EMB_EPI_NONE, scratch);
         for (int64_t r = 0; r < n; r++) emb_layernorm(h + r * E, h + r * E, L->attn_norm_g, L->attn_norm_b, E, eps);
         for (int64_t f0 = 0; f0 < n; f0 += FFN_ROWS) {
@@ -558,7 +592,7 @@ static void run_rows(void *arg, int ith, int nth) {
         }
         for (int64_t r = 0; r < n; r++) emb_layernorm(h + r * E, h + r * E, L->out_norm_g, L->out_norm_b, E, eps);
     }
-    if (a->qkv) emb_matmul(NULL, &a->qkv->qkv, h, n, c->qkv + r0 * 3 * E, NULL, EMB_EPI_NONE, scratch);
+    if (a->next) emb_matmul(NULL, &a->next->qkv, h, n, a->qkv_out + r0 * 3 * E, NULL, EMB_EPI_NONE, scratch);
 }
 
 static void attention(emb_ctx *c, emb_pool *p, int32_t s0, int32_t s1) {
@@ -587,12 +621,14 @@ static void run_layers(emb_ctx *c, emb_pool *p, int32_t s0, int32_t s1) {
     float *hid = c->hidden + t0 * E;
     const int nl = m->hp.n_layer;
     if (R >= (int64_t)ROW_LOCAL_MIN * emb_pool_threads(p)) {
-        rows_task rt = {c, NULL, &m->layers[0], hid, R};
+        float *const qkv[2] = {c->qkv, c->qkv2};
+        rows_task rt = {.c = c, .s0 = s0, .s1 = s1, .next = &m->layers[0], .qkv_out = qkv[0], .hid = hid, .R = R};
         emb_pool_run(p, run_rows, &rt);
         for (int il = 0; il < nl; il++) {
-            attention(c, p, s0, s1);
             rt.tail = &m->layers[il];
-            rt.qkv = il + 1 < nl ? &m->layers[il + 1] : NULL;
+            rt.qkv_in = qkv[il % 2];
+            rt.next = il + 1 < nl ? &m->layers[il + 1] : NULL;
+            rt.qkv_out = qkv[(il + 1) % 2];
             emb_pool_run(p, run_rows, &rt);
         }
         return;
