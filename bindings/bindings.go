@@ -304,27 +304,22 @@ func NewPool(threads int) (*Pool, error) {
 func (p *Pool) Threads() int { return p.n }
 
 // Park tells the workers that no work is coming soon, so they sleep at once instead of spinning
-// for the next task (emb_pool_park). It is a hint: while an Encode holds the pool it does nothing.
-func (p *Pool) Park() {
-	if !p.mu.TryLock() {
-		return
-	}
-	defer p.mu.Unlock()
-	if p.p != nil {
-		C.emb_pool_park(p.p)
-	}
-}
+// for the next task (emb_pool_park).
+func (p *Pool) Park() { p.hint(func(cp *C.emb_pool) { C.emb_pool_park(cp) }) }
 
 // Wake tells the workers that work is coming, so sleeping ones start spinning now and the next
-// Encode does not wait for them to wake (emb_pool_wake). A hint: while an Encode holds the pool
-// (the workers are awake anyway) it does nothing.
-func (p *Pool) Wake() {
+// Encode does not wait for them to wake (emb_pool_wake).
+func (p *Pool) Wake() { p.hint(func(cp *C.emb_pool) { C.emb_pool_wake(cp) }) }
+
+// hint passes a scheduling hint to an open pool. While an Encode holds the pool (its workers are
+// busy anyway) it does nothing rather than wait.
+func (p *Pool) hint(fn func(*C.emb_pool)) {
 	if !p.mu.TryLock() {
 		return
 	}
 	defer p.mu.Unlock()
 	if p.p != nil {
-		C.emb_pool_wake(p.p)
+		fn(p.p)
 	}
 }
 

@@ -34,14 +34,7 @@ func TestBenchAgainstServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	serveWaitUntil(t, "ready", func() bool {
-		resp, err := http.Get(base + "/health/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	serveWaitReady(t, base)
 
 	texts := []string{"a short query", "robert smith", "the quick brown fox jumps over the lazy dog",
 		"GNU GENERAL PUBLIC LICENSE", "x", "what is deep learning?", "embeddings over HTTP"}

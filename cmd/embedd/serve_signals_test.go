@@ -101,14 +101,7 @@ func TestServeSignals(t *testing.T) {
 	})
 	logText := func() string { logMu.Lock(); defer logMu.Unlock(); return logs.String() }
 
-	serveWaitUntil(t, "ready", func() bool {
-		resp, err := http.Get(base + "/health/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	serveWaitReady(t, base)
 
 	// SIGHUP: a new alias appears without a restart.
 	writeServeTestConfig(t, dir, `"minilm", "after-hup"`)
@@ -180,6 +173,19 @@ func servePost(base string, body any) (int, error) {
 		return resp.StatusCode, fmt.Errorf("malformed answer")
 	}
 	return resp.StatusCode, nil
+}
+
+// serveWaitReady waits until the server at base answers /health/ready with 200.
+func serveWaitReady(t *testing.T, base string) {
+	t.Helper()
+	serveWaitUntil(t, "ready", func() bool {
+		resp, err := http.Get(base + "/health/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 }
 
 func serveWaitUntil(t *testing.T, what string, cond func() bool) {
