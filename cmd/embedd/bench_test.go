@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -41,7 +40,7 @@ func TestBenchAgainstServe(t *testing.T) {
 	run := func(rounds int) *benchReport {
 		c := benchTestConfig(base)
 		c.model, c.rounds, c.warmup = "all-MiniLM-L6-v2", rounds, 1
-		rep, err := benchHTTP(context.Background(), c, texts)
+		rep, err := benchHTTP(c, texts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +123,7 @@ func TestBenchAnswerChecks(t *testing.T) {
 			url, seen := fakeEmbeddings(t, tc.status, tc.body)
 			c := benchTestConfig(url)
 			c.apiKey, c.warmup = "k", tc.warmup
-			rep, err := benchHTTP(context.Background(), c, texts)
+			rep, err := benchHTTP(c, texts)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
@@ -144,5 +143,72 @@ func TestBenchAnswerChecks(t *testing.T) {
 				t.Errorf("tokens %d, want %d", rep.Tokens, tc.tokens)
 			}
 		})
+	}
+}
+
+// Connections: a server that closes after every answer or drops a request is reconnected to, https
+// works, and a URL that is not http(s) is refused up front.
+func TestBenchConnections(t *testing.T) {
+	good := func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ Input []string }
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		io.WriteString(w, embeddingsAnswer(len(req.Input), 2))
+	}
+	var calls atomic.Int64
+	cases := []struct {
+		name    string
+		tls     bool
+		handler http.HandlerFunc
+		errors  int
+		inputs  int // batches of 3, 3, 1 twice: 14
+	}{
+		{"keep-alive", false, good, 0, 14},
+		{"closes after each answer", false, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Connection", "close")
+			good(w, r)
+		}, 0, 14},
+		{"drops the third request", false, func(w http.ResponseWriter, r *http.Request) {
+			if calls.Add(1) == 3 {
+				conn, _, err := w.(http.Hijacker).Hijack()
+				if err == nil {
+					conn.Close()
+				}
+				return
+			}
+			good(w, r)
+		}, 1, 13},
+		{"https", true, good, 0, 14},
+	}
+	texts := []string{"one", "two", "three", "four", "five", "six", "seven"}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var srv *httptest.Server
+			if tc.tls {
+				srv = httptest.NewTLSServer(tc.handler)
+			} else {
+				srv = httptest.NewServer(tc.handler)
+			}
+			t.Cleanup(srv.Close)
+			c := benchTestConfig(srv.URL)
+			c.concurrency = 1
+			if tc.tls {
+				c.tlsConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig
+			}
+			rep, err := benchHTTP(c, texts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Requests != 6 || rep.Errors != tc.errors || rep.Inputs != tc.inputs {
+				t.Errorf("requests %d, errors %d (first %q), inputs %d", rep.Requests, rep.Errors, rep.FirstError, rep.Inputs)
+			}
+		})
+	}
+	for _, bad := range []string{"ftp://127.0.0.1:1", "http://"} {
+		if _, err := benchHTTP(benchTestConfig(bad), texts); err == nil {
+			t.Errorf("--url %q accepted", bad)
+		}
 	}
 }
