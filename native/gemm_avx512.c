@@ -123,11 +123,11 @@ void emb_f32_kernel_avx512(const emb_matrix *W, const float *x, int64_t m0, int6
 /* Per 32-block: exact int32 sums in registers, then acc = fma(float(isum), ws * sa, acc) into a
    float tile in L1 (the scalar reference's float steps in its order). */
 AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
-                int64_t m, int mr, int64_t p, int np, float *y, const float *res) {
+                int64_t m, int mr, int64_t p, int np, const int AFF, float *y, const float *res) {
     const int64_t n = W->n, kp = emb_i8_kp(W->k), nb = kp / EMB_QB, ps = EMB_PANEL * kp, ss = nb * EMB_PANEL;
     const int8_t *w = (const int8_t *)W->data + p * ps;
     const float *ws = W->scale + p * ss;
-    const float *wm = W->wmin ? W->wmin + p * ss : NULL;
+    const float *wm = AFF ? W->wmin + p * ss : NULL;
     const __m512i ones = _mm512_set1_epi16(1), zero = _mm512_setzero_si512();
     float facc[4][4][16] __attribute__((aligned(64)));
 #pragma GCC unroll 4
@@ -168,7 +168,7 @@ AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float 
             for (int c = 0; c < np; c++) {
                 __m512 s = _mm512_mul_ps(_mm512_load_ps(ws + c * ss + b * EMB_PANEL), sav);
                 __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][c]), s, _mm512_load_ps(facc[r][c]));
-                if (wm) v = _mm512_fmadd_ps(_mm512_load_ps(wm + c * ss + b * EMB_PANEL), _mm512_set1_ps(asum[(m + r) * nb + b]), v);
+                if (AFF) v = _mm512_fmadd_ps(_mm512_load_ps(wm + c * ss + b * EMB_PANEL), _mm512_set1_ps(asum[(m + r) * nb + b]), v);
                 _mm512_store_ps(facc[r][c], v);
             }
         }
@@ -187,12 +187,13 @@ AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float 
     }
 }
 
-#define I8_CALL(MR, NP) i8_tile(W, a, lda, sa, asum, m, MR, p, NP, y, residual)
+#define I8_CALL(MR, NP) i8_tile(W, a, lda, sa, asum, m, MR, p, NP, AFF, y, residual)
 #define I8_NP(MR) TILE_CASES_NP(I8_CALL, MR, MR)
 
-void emb_i8_kernel_avx512(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
-                          const float *asum, int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
-                          const float *residual) {
+/* AFF: whether W is affine (W->wmin), a compile-time constant in each instantiation. */
+AI void i8_kernel(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
+                  int64_t m0, int64_t m1, int64_t p0, int64_t p1, const int AFF, float *y,
+                  const float *residual) {
     for (int64_t p = p0; p < p1; p += 4) {
         int np = p1 - p < 4 ? (int)(p1 - p) : 4;
         for (int64_t m = m0; m < m1; m += 4) {
@@ -205,6 +206,15 @@ void emb_i8_kernel_avx512(const emb_matrix *W, const uint8_t *a, int64_t lda, co
             }
         }
     }
+}
+
+void emb_i8_kernel_avx512(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
+                          const float *asum, int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
+                          const float *residual) {
+    if (W->wmin)
+        i8_kernel(W, a, lda, sa, asum, m0, m1, p0, p1, 1, y, residual);
+    else
+        i8_kernel(W, a, lda, sa, asum, m0, m1, p0, p1, 0, y, residual);
 }
 
 /* ---- attention sgemms ------------------------------------------------------------------------- */
