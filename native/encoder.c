@@ -3,7 +3,7 @@
  *
  * The batch is packed (sequences end to end, no padding). Every per-token step (embeddings,
  * matrix products, LayerNorm, GELU) runs over all tokens of the batch at once; only attention
- * looks at sequence boundaries, and it is split over the pool's workers by (sequence, head).
+ * looks at sequence boundaries.
  *
  * Everything in a layer but reading the keys and values of attention is row-local: a token's
  * attention output needs its own query row (and its sequence's K and V), its output projection,
@@ -12,7 +12,9 @@
  * tail and the next layer's QKV product; the run's end is the only barrier, after which every
  * row's K and V are written. QKV alternates between two buffers so that a worker writing the next
  * layer's cannot overwrite keys another worker is still reading. Each worker's products run on its
- * own slice of the matmul scratch.
+ * own slice of the matmul scratch. A group with fewer than ROW_LOCAL_MIN rows per worker goes step
+ * by step instead, every product split over the workers by columns and attention by (sequence,
+ * head).
  */
 #include <math.h>
 #include <stdarg.h>
