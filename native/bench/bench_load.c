@@ -27,20 +27,11 @@ int main(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: %s model.gguf [loads]\n", argv[0]); return 2; }
     int loads = argc > 2 ? atoi(argv[2]) : 9;
     if (loads < 1 || loads > 1000) loads = 9;
-    FILE *f = fopen(argv[1], "rb");
-    if (!f) { perror(argv[1]); return 1; }
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = sz > 0 ? malloc((size_t)sz) : NULL;
-    if (!buf || fread(buf, 1, (size_t)sz, f) != (size_t)sz) { fprintf(stderr, "read failed\n"); return 1; }
-    fclose(f);
-    rd r = {buf, (size_t)sz, 0, 0};
-    char magic[4];
-    take(&r, magic, 4);
-    uint32_t version = u32(&r);
-    uint64_t nt = u64(&r), nkv = u64(&r);
-    if (r.bad || memcmp(magic, "GGUF", 4) != 0 || version < 2 || nt > MAXT) { fprintf(stderr, "not GGUF\n"); return 1; }
+    rd r;
+    uint64_t nt, nkv;
+    if (open_gguf(argv[1], &r, &nt, &nkv, MAXT) != 0) return 1;
+    const uint8_t *buf = r.p;
+    const size_t sz = r.len;
     uint64_t align = 32;
     emb_hparams hp = {.pooling = EMB_POOL_MEAN, .head = EMB_HEAD_EMBED, .norm_eps = 1e-12f};
     for (uint64_t i = 0; i < nkv && !r.bad; i++) {
@@ -124,6 +115,6 @@ int main(int argc, char **argv) {
     emb_pool_free(p);
     emb_model_free(m);
     free(t);
-    free(buf);
+    free((void *)buf);
     return 0;
 }

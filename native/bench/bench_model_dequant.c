@@ -21,20 +21,11 @@
 
 int main(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: %s model.gguf\n", argv[0]); return 2; }
-    FILE *f = fopen(argv[1], "rb");
-    if (!f) { perror(argv[1]); return 1; }
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc((size_t)sz);
-    if (!buf || fread(buf, 1, (size_t)sz, f) != (size_t)sz) { fprintf(stderr, "read failed\n"); return 1; }
-    fclose(f);
-    rd r = {buf, (size_t)sz, 0, 0};
-    char magic[4];
-    take(&r, magic, 4);
-    uint32_t version = u32(&r);
-    uint64_t nt = u64(&r), nkv = u64(&r);
-    if (r.bad || memcmp(magic, "GGUF", 4) != 0 || version < 2 || nt > MAXT) { fprintf(stderr, "not GGUF\n"); return 1; }
+    rd r;
+    uint64_t nt, nkv;
+    if (open_gguf(argv[1], &r, &nt, &nkv, MAXT) != 0) return 1;
+    const uint8_t *buf = r.p;
+    const size_t sz = r.len;
     uint64_t align = 32;
     for (uint64_t i = 0; i < nkv && !r.bad; i++) {
         uint64_t kl = u64(&r);
@@ -117,6 +108,6 @@ int main(int argc, char **argv) {
     }
     printf("tensors differing from scalar: %lld; non-finite values: %lld\n", (long long)mismatches,
            (long long)nonfinite);
-    free(ref); free(out); free(buf);
+    free(ref); free(out); free((void *)buf);
     return mismatches != 0 || nonfinite != 0;
 }
