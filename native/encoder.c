@@ -17,7 +17,6 @@
  * head).
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,14 +70,6 @@ struct emb_ctx {
     int64_t cap_len, cap_workers;
 };
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...) {
-    if (!err || err_len == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
 /* 64-byte aligned allocation of n elements of size sz; NULL on overflow or failure. */
 static void *alloc_aligned(int64_t n, size_t sz) {
     if (n <= 0) n = 1;
@@ -89,12 +80,12 @@ static void *alloc_aligned(int64_t n, size_t sz) {
 
 emb_ctx *emb_ctx_create(const emb_model *m, char *err, size_t err_len) {
     if (!m) {
-        set_err(err, err_len, "emb_ctx_create: NULL model");
+        emb_set_err(err, err_len, "emb_ctx_create: NULL model");
         return NULL;
     }
     emb_ctx *c = calloc(1, sizeof *c);
     if (!c) {
-        set_err(err, err_len, "emb_ctx_create: out of memory");
+        emb_set_err(err, err_len, "emb_ctx_create: out of memory");
         return NULL;
     }
     c->m = m;
@@ -196,7 +187,7 @@ static int ctx_reserve(emb_ctx *c, int64_t T, int64_t R, int64_t max_len, int64_
         }
         if (!ok) {
             free_row_buffers(c);
-            set_err(err, err_len, "emb_encode: out of memory for %lld rows of layer scratch",
+            emb_set_err(err, err_len, "emb_encode: out of memory for %lld rows of layer scratch",
                     (long long)R);
             return -1;
         }
@@ -221,7 +212,7 @@ static int ctx_reserve(emb_ctx *c, int64_t T, int64_t R, int64_t max_len, int64_
         }
         if (!ok) {
             free_token_buffers(c);
-            set_err(err, err_len, "emb_encode: out of memory for a batch of %lld tokens",
+            emb_set_err(err, err_len, "emb_encode: out of memory for a batch of %lld tokens",
                     (long long)T);
             return -1;
         }
@@ -234,7 +225,7 @@ static int ctx_reserve(emb_ctx *c, int64_t T, int64_t R, int64_t max_len, int64_
         c->scores = alloc_aligned(w * ATTN_Q_CHUNK * len, sizeof(float));
         if (!c->scores) {
             c->cap_len = c->cap_workers = 0;
-            set_err(err, err_len, "emb_encode: out of memory for attention over %lld tokens",
+            emb_set_err(err, err_len, "emb_encode: out of memory for attention over %lld tokens",
                     (long long)max_len);
             return -1;
         }
@@ -248,35 +239,35 @@ static int ctx_reserve(emb_ctx *c, int64_t T, int64_t R, int64_t max_len, int64_
 static int64_t check_batch(const emb_model *m, const emb_batch *b, int64_t *max_len, char *err,
                            size_t err_len) {
     if (!m || !b) {
-        set_err(err, err_len, "batch: NULL model or batch");
+        emb_set_err(err, err_len, "batch: NULL model or batch");
         return -1;
     }
     if (b->n_seqs < 1) {
-        set_err(err, err_len, "batch: n_seqs = %d, need at least 1", b->n_seqs);
+        emb_set_err(err, err_len, "batch: n_seqs = %d, need at least 1", b->n_seqs);
         return -1;
     }
     if (!b->seq_lens || !b->tokens) {
-        set_err(err, err_len, "batch: NULL seq_lens or tokens");
+        emb_set_err(err, err_len, "batch: NULL seq_lens or tokens");
         return -1;
     }
     int64_t T = 0, longest = 0;
     for (int32_t s = 0; s < b->n_seqs; s++) {
         const int32_t len = b->seq_lens[s];
         if (len < 1 || len > m->hp.n_ctx) {
-            set_err(err, err_len, "batch: sequence %d has length %d, must be 1..%d", s, len,
+            emb_set_err(err, err_len, "batch: sequence %d has length %d, must be 1..%d", s, len,
                     m->hp.n_ctx);
             return -1;
         }
         T += len; /* cannot overflow: checked against the cap at every step */
         if (T > EMB_MAX_BATCH_TOKENS) {
-            set_err(err, err_len, "batch: more than %d tokens", EMB_MAX_BATCH_TOKENS);
+            emb_set_err(err, err_len, "batch: more than %d tokens", EMB_MAX_BATCH_TOKENS);
             return -1;
         }
         if (len > longest) longest = len;
     }
     for (int64_t t = 0; t < T; t++) {
         if (b->tokens[t] < 0 || b->tokens[t] >= m->hp.n_vocab) {
-            set_err(err, err_len, "batch: token %lld has id %d, must be 0..%d", (long long)t,
+            emb_set_err(err, err_len, "batch: token %lld has id %d, must be 0..%d", (long long)t,
                     b->tokens[t], m->hp.n_vocab - 1);
             return -1;
         }
@@ -286,7 +277,7 @@ static int64_t check_batch(const emb_model *m, const emb_batch *b, int64_t *max_
         const int32_t n_types = m->hp.n_token_types > 0 ? m->hp.n_token_types : 1;
         for (int64_t t = 0; t < T; t++) {
             if (b->token_types[t] < 0 || b->token_types[t] >= n_types) {
-                set_err(err, err_len, "batch: token %lld has type %d, must be 0..%d",
+                emb_set_err(err, err_len, "batch: token %lld has type %d, must be 0..%d",
                         (long long)t, b->token_types[t], n_types - 1);
                 return -1;
             }
@@ -659,7 +650,7 @@ static void run_layers(emb_ctx *c, emb_pool *p, int32_t s0, int32_t s1) {
 int emb_encode(emb_ctx *c, emb_pool *p, const emb_batch *b, float *out, int64_t out_len, char *err,
                size_t err_len) {
     if (!c || !c->m) {
-        set_err(err, err_len, "emb_encode: NULL context");
+        emb_set_err(err, err_len, "emb_encode: NULL context");
         return -1;
     }
     const emb_model *m = c->m;
@@ -668,17 +659,17 @@ int emb_encode(emb_ctx *c, emb_pool *p, const emb_batch *b, float *out, int64_t 
     if (T < 0) return -1;
     const int64_t need = output_len(m, b, T);
     if (!out) {
-        set_err(err, err_len, "emb_encode: NULL output");
+        emb_set_err(err, err_len, "emb_encode: NULL output");
         return -1;
     }
     if (out_len < need) {
-        set_err(err, err_len, "emb_encode: output holds %lld floats, the batch needs %lld",
+        emb_set_err(err, err_len, "emb_encode: output holds %lld floats, the batch needs %lld",
                 (long long)out_len, (long long)need);
         return -1;
     }
     const emb_type_traits *tr = emb_get_type_traits(m->tok_type);
     if (!tr || !tr->to_float) {
-        set_err(err, err_len, "emb_encode: no dequantisation for token embeddings");
+        emb_set_err(err, err_len, "emb_encode: no dequantisation for token embeddings");
         return -1;
     }
     const int64_t nth = p ? emb_pool_threads(p) : 1;

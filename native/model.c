@@ -18,7 +18,7 @@
 #include "model.h"
 #include "quants.h"
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...) {
+void emb_set_err(char *err, size_t err_len, const char *fmt, ...) {
     if (!err || err_len == 0) return;
     va_list ap;
     va_start(ap, fmt);
@@ -45,7 +45,7 @@ static int find_tensor(loader *ld, const char *name, const emb_tensor **out) {
         const emb_tensor *t = &ld->tensors[i];
         if (!t->name || strcmp(t->name, name) != 0) continue;
         if (found) {
-            set_err(ld->err, ld->err_len, "tensor %s: appears more than once", name);
+            emb_set_err(ld->err, ld->err_len, "tensor %s: appears more than once", name);
             return -1;
         }
         found = t;
@@ -53,43 +53,43 @@ static int find_tensor(loader *ld, const char *name, const emb_tensor **out) {
     if (!found) return 0;
     const emb_tensor *t = found;
     if (t->n_dims < 1 || t->n_dims > EMB_MAX_DIMS) {
-        set_err(ld->err, ld->err_len, "tensor %s: n_dims %d outside 1..%d", name, t->n_dims,
+        emb_set_err(ld->err, ld->err_len, "tensor %s: n_dims %d outside 1..%d", name, t->n_dims,
                 EMB_MAX_DIMS);
         return -1;
     }
     for (int d = 0; d < EMB_MAX_DIMS; d++) {
         if (d < t->n_dims ? t->ne[d] < 1 : t->ne[d] != 1) {
-            set_err(ld->err, ld->err_len, "tensor %s: invalid ne[%d] = %lld", name, d,
+            emb_set_err(ld->err, ld->err_len, "tensor %s: invalid ne[%d] = %lld", name, d,
                     (long long)t->ne[d]);
             return -1;
         }
     }
     if (!emb_type_supported(t->type)) {
-        set_err(ld->err, ld->err_len, "tensor %s: unsupported type %d (%s)", name, t->type,
+        emb_set_err(ld->err, ld->err_len, "tensor %s: unsupported type %d (%s)", name, t->type,
                 emb_type_name(t->type));
         return -1;
     }
     const int64_t row = emb_row_bytes(t->type, t->ne[0]);
     if (row < 0) {
-        set_err(ld->err, ld->err_len, "tensor %s: ne[0] = %lld is not a whole number of %s blocks",
+        emb_set_err(ld->err, ld->err_len, "tensor %s: ne[0] = %lld is not a whole number of %s blocks",
                 name, (long long)t->ne[0], emb_type_name(t->type));
         return -1;
     }
     int64_t bytes = row;
     for (int d = 1; d < EMB_MAX_DIMS; d++) {
         if (bytes > INT64_MAX / t->ne[d]) {
-            set_err(ld->err, ld->err_len, "tensor %s: size overflows", name);
+            emb_set_err(ld->err, ld->err_len, "tensor %s: size overflows", name);
             return -1;
         }
         bytes *= t->ne[d];
     }
     if (t->size != (uint64_t)bytes) {
-        set_err(ld->err, ld->err_len, "tensor %s: data size %llu bytes, shape and type need %lld",
+        emb_set_err(ld->err, ld->err_len, "tensor %s: data size %llu bytes, shape and type need %lld",
                 name, (unsigned long long)t->size, (long long)bytes);
         return -1;
     }
     if (!t->data) {
-        set_err(ld->err, ld->err_len, "tensor %s: no data", name);
+        emb_set_err(ld->err, ld->err_len, "tensor %s: no data", name);
         return -1;
     }
     *out = t;
@@ -98,7 +98,7 @@ static int find_tensor(loader *ld, const char *name, const emb_tensor **out) {
 
 static int check_shape(loader *ld, const emb_tensor *t, int64_t ne0, int64_t ne1) {
     if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1) {
-        set_err(ld->err, ld->err_len,
+        emb_set_err(ld->err, ld->err_len,
                 "tensor %s: shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]", t->name,
                 (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
                 (long long)t->ne[3], (long long)ne0, (long long)ne1);
@@ -111,7 +111,7 @@ static int check_shape(loader *ld, const emb_tensor *t, int64_t ne0, int64_t ne1
 static const emb_tensor *require(loader *ld, const char *name, int64_t ne0, int64_t ne1) {
     const emb_tensor *t = NULL;
     const int r = find_tensor(ld, name, &t);
-    if (r == 0) set_err(ld->err, ld->err_len, "tensor %s: missing", name);
+    if (r == 0) emb_set_err(ld->err, ld->err_len, "tensor %s: missing", name);
     if (r != 1) return NULL;
     return check_shape(ld, t, ne0, ne1) == 0 ? t : NULL;
 }
@@ -176,13 +176,13 @@ static void prefault_tensors(const emb_tensor *tensors, int32_t n_tensors) {
    keep, else the heap (a temporary the caller frees). */
 static float *to_floats_in(loader *ld, const emb_tensor *t, int64_t n, int keep) {
     if (t->type != EMB_TYPE_F32 && t->type != EMB_TYPE_F16 && t->type != EMB_TYPE_BF16) {
-        set_err(ld->err, ld->err_len, "tensor %s: type %s, expected f32, f16 or bf16", t->name,
+        emb_set_err(ld->err, ld->err_len, "tensor %s: type %s, expected f32, f16 or bf16", t->name,
                 emb_type_name(t->type));
         return NULL;
     }
     float *out = keep ? model_alloc(ld->m, n * (int64_t)sizeof(float)) : malloc((size_t)n * sizeof(float));
     if (!out) {
-        set_err(ld->err, ld->err_len, "tensor %s: out of memory", t->name);
+        emb_set_err(ld->err, ld->err_len, "tensor %s: out of memory", t->name);
         return NULL;
     }
     if (t->type == EMB_TYPE_F32) {
@@ -191,7 +191,7 @@ static float *to_floats_in(loader *ld, const emb_tensor *t, int64_t n, int keep)
         const emb_type_traits *tr = emb_get_type_traits(t->type);
         if (!tr || !tr->to_float) {
             if (keep) model_free_ptr(ld->m, out); else free(out);
-            set_err(ld->err, ld->err_len, "tensor %s: no conversion for type %s", t->name,
+            emb_set_err(ld->err, ld->err_len, "tensor %s: no conversion for type %s", t->name,
                     emb_type_name(t->type));
             return NULL;
         }
@@ -228,7 +228,7 @@ static int init_matrix(loader *ld, emb_matrix *w, const char *name, int32_t kind
     char msg[256];
     if (emb_matrix_init_in(w, &ld->m->arena, kind, type, data, n, k, bias, msg, sizeof msg) != 0) {
         memset(w, 0, sizeof *w);
-        set_err(ld->err, ld->err_len, "tensor %s: %s", name, msg);
+        emb_set_err(ld->err, ld->err_len, "tensor %s: %s", name, msg);
         return -1;
     }
     ld->m->bytes += matrix_bytes(w);
@@ -245,7 +245,7 @@ static int load_linear(loader *ld, emb_matrix *w, const emb_tensor *wt, const ch
     const int r = find_tensor(ld, bias_name, &bt);
     if (r < 0) return -1;
     if (r == 0 && !bias_optional) {
-        set_err(ld->err, ld->err_len, "tensor %s: missing", bias_name);
+        emb_set_err(ld->err, ld->err_len, "tensor %s: missing", bias_name);
         return -1;
     }
     if (r == 1) {
@@ -274,7 +274,7 @@ static int load_qkv(loader *ld, emb_layer *L, int il) {
     float *bias = malloc((size_t)(3 * E) * sizeof(float));
     void *fused = NULL;
     if (!bias) {
-        set_err(ld->err, ld->err_len, "layer %d qkv: out of memory", il);
+        emb_set_err(ld->err, ld->err_len, "layer %d qkv: out of memory", il);
         return -1;
     }
     for (int p = 0; p < 3; p++) {
@@ -293,7 +293,7 @@ static int load_qkv(loader *ld, emb_layer *L, int il) {
         /* Same type: the rows simply follow each other. */
         const uint64_t part = wt[0]->size;
         if (!(fused = malloc((size_t)(3 * part)))) {
-            set_err(ld->err, ld->err_len, "%s: out of memory", name);
+            emb_set_err(ld->err, ld->err_len, "%s: out of memory", name);
             goto done;
         }
         for (int p = 0; p < 3; p++) memcpy((uint8_t *)fused + p * part, wt[p]->data, (size_t)part);
@@ -304,14 +304,14 @@ static int load_qkv(loader *ld, emb_layer *L, int il) {
     /* Mixed types: dequantise all three to float. The fast path re-quantises them to int8 rows as
        it would each quantized part; float parts or the exact-weights mode keep floats. */
     if (!(fused = malloc((size_t)(3 * E * E) * sizeof(float)))) {
-        set_err(ld->err, ld->err_len, "%s: out of memory", name);
+        emb_set_err(ld->err, ld->err_len, "%s: out of memory", name);
         goto done;
     }
     int all_float = 1;
     for (int p = 0; p < 3; p++) {
         const emb_type_traits *tr = emb_get_type_traits(wt[p]->type);
         if (!tr || !tr->to_float) {
-            set_err(ld->err, ld->err_len, "tensor %s: no dequantisation for type %s", wt[p]->name,
+            emb_set_err(ld->err, ld->err_len, "tensor %s: no dequantisation for type %s", wt[p]->name,
                     emb_type_name(wt[p]->type));
             goto done;
         }
@@ -373,7 +373,7 @@ static int load_rank_head(loader *ld) {
     if (r == 1) {
         /* [E, n_labels]; a one-label head may be stored 1-D as [E], which reads as [E, 1]. */
         if (t->ne[1] > EMB_MAX_LABELS) {
-            set_err(ld->err, ld->err_len, "tensor %s: %lld labels, at most %d", t->name,
+            emb_set_err(ld->err, ld->err_len, "tensor %s: %lld labels, at most %d", t->name,
                     (long long)t->ne[1], EMB_MAX_LABELS);
             return -1;
         }
@@ -407,7 +407,7 @@ static int load_splade_head(loader *ld, const emb_tensor *tok) {
 static int check_hparams(const emb_hparams *hp, char *err, size_t err_len) {
 #define HP_RANGE(field, lo, hi)                                                                \
     if (hp->field < (lo) || hp->field > (hi)) {                                                \
-        set_err(err, err_len, "hparams: " #field " = %lld outside %lld..%lld",               \
+        emb_set_err(err, err_len, "hparams: " #field " = %lld outside %lld..%lld",               \
                 (long long)hp->field, (long long)(lo), (long long)(hi));                       \
         return -1;                                                                             \
     }
@@ -423,21 +423,21 @@ static int check_hparams(const emb_hparams *hp, char *err, size_t err_len) {
     HP_RANGE(weight_mode, EMB_WEIGHTS_AUTO, EMB_WEIGHTS_BLOCKS)
 #undef HP_RANGE
     if (hp->n_embd % hp->n_head != 0) {
-        set_err(err, err_len, "hparams: n_embd %d is not divisible by n_head %d", hp->n_embd,
+        emb_set_err(err, err_len, "hparams: n_embd %d is not divisible by n_head %d", hp->n_embd,
                 hp->n_head);
         return -1;
     }
     if (!(hp->norm_eps > 0.0f && hp->norm_eps < 1.0f)) {
-        set_err(err, err_len, "hparams: norm_eps %g outside (0, 1)", (double)hp->norm_eps);
+        emb_set_err(err, err_len, "hparams: norm_eps %g outside (0, 1)", (double)hp->norm_eps);
         return -1;
     }
     if (hp->head == EMB_HEAD_RANK && hp->pooling != EMB_POOL_RANK && hp->pooling != EMB_POOL_CLS) {
-        set_err(err, err_len, "hparams: the rank head needs rank (or cls) pooling, not %d",
+        emb_set_err(err, err_len, "hparams: the rank head needs rank (or cls) pooling, not %d",
                 hp->pooling);
         return -1;
     }
     if (hp->pooling == EMB_POOL_RANK && hp->head != EMB_HEAD_RANK) {
-        set_err(err, err_len, "hparams: rank pooling needs the rank head");
+        emb_set_err(err, err_len, "hparams: rank pooling needs the rank head");
         return -1;
     }
     return 0;
@@ -446,13 +446,13 @@ static int check_hparams(const emb_hparams *hp, char *err, size_t err_len) {
 emb_model *emb_model_load(const emb_hparams *hp, const emb_tensor *tensors, int32_t n_tensors,
                           char *err, size_t err_len) {
     if (!hp || (!tensors && n_tensors != 0) || n_tensors < 0) {
-        set_err(err, err_len, "emb_model_load: NULL hparams or tensor table");
+        emb_set_err(err, err_len, "emb_model_load: NULL hparams or tensor table");
         return NULL;
     }
     if (check_hparams(hp, err, err_len) != 0) return NULL;
     emb_model *m = calloc(1, sizeof *m);
     if (!m) {
-        set_err(err, err_len, "emb_model_load: out of memory");
+        emb_set_err(err, err_len, "emb_model_load: out of memory");
         return NULL;
     }
     m->hp = *hp;
@@ -464,7 +464,7 @@ emb_model *emb_model_load(const emb_hparams *hp, const emb_tensor *tensors, int3
     if (!tok) goto fail;
     const emb_type_traits *tr = emb_get_type_traits(tok->type);
     if (!tr || !tr->to_float) {
-        set_err(err, err_len, "tensor token_embd.weight: no dequantisation for type %s",
+        emb_set_err(err, err_len, "tensor token_embd.weight: no dequantisation for type %s",
                 emb_type_name(tok->type));
         goto fail;
     }
@@ -486,7 +486,7 @@ emb_model *emb_model_load(const emb_hparams *hp, const emb_tensor *tensors, int3
     }
     prefault_tensors(tensors, n_tensors);
     if (!(m->tok_embd = model_alloc(m, (int64_t)tok->size))) {
-        set_err(err, err_len, "tensor token_embd.weight: out of memory");
+        emb_set_err(err, err_len, "tensor token_embd.weight: out of memory");
         goto fail;
     }
     memcpy(m->tok_embd, tok->data, (size_t)tok->size);
@@ -500,7 +500,7 @@ emb_model *emb_model_load(const emb_hparams *hp, const emb_tensor *tensors, int3
     if (!(m->embd_norm_b = load_floats(&ld, "token_embd_norm.bias", E, 1))) goto fail;
 
     if (!(m->layers = calloc((size_t)hp->n_layer, sizeof(emb_layer)))) {
-        set_err(err, err_len, "emb_model_load: out of memory");
+        emb_set_err(err, err_len, "emb_model_load: out of memory");
         goto fail;
     }
     m->bytes += hp->n_layer * (int64_t)sizeof(emb_layer);

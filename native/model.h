@@ -5,6 +5,7 @@
 #ifndef EMBEDD_MODEL_H
 #define EMBEDD_MODEL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "embedd.h"
@@ -22,6 +23,9 @@
 #define EMB_MAX_LABELS (1 << 16)
 /* Most tokens one emb_encode call accepts (sum of the sequence lengths). */
 #define EMB_MAX_BATCH_TOKENS (1 << 18)
+
+/* Formats an error message into err (err_len bytes, always terminated); nothing if err is NULL. */
+void emb_set_err(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 typedef struct {
     emb_matrix qkv; /* [3E] outputs: Q rows, then K rows, then V rows */
