@@ -8,11 +8,12 @@
  *                                  signed bytes b (maddubs + madd, or VPDPBUSD)
  *   qx_scale_vec(lo, hi)           scale operand of qx_dot_scaled: lo for bytes 0..15, hi for 16..31
  *   qx_dot_scaled(a, b, sc)        qx_mul_sum_us8 with every sum multiplied by its half's scale
+ * and optionally QX_512 for 16-lane float conversions. It provides the float stores itself (8 or,
+ * with QX_512, 16 lanes at a time):
  *   qx_store32(dst, q, dlo, dhi)   dst[i] = d * (float)q[i] for the 32 int8 lanes of q, d = dlo for
  *                                  lanes 0..15 and dhi for 16..31
  *   qx_store32_add(dst, q, d, m)   dst[i] = d * (float)q[i] + m
  *   qx_store32_sub(dst, q, d, m)   dst[i] = d * (float)q[i] - m
- * and optionally QX_512 for 16-lane float conversions.
  *
  * Bit-exactness with the scalar reference: to_float does a multiply then an add or subtract, as the
  * reference does, and the build's -std=c11 keeps the compiler from contracting them into an FMA.
@@ -30,6 +31,51 @@
 #include <string.h>
 
 #include "quants.h"
+
+#ifdef QX_512
+static inline __m512 qx_cvt16(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)); }
+
+static inline void qx_store32(float *dst, __m256i q, float dlo, float dhi) {
+    _mm512_storeu_ps(dst, _mm512_mul_ps(_mm512_set1_ps(dlo), qx_cvt16(_mm256_castsi256_si128(q))));
+    _mm512_storeu_ps(dst + 16, _mm512_mul_ps(_mm512_set1_ps(dhi), qx_cvt16(_mm256_extracti128_si256(q, 1))));
+}
+
+static inline void qx_store32_add(float *dst, __m256i q, float d, float m) {
+    __m512 vd = _mm512_set1_ps(d), vm = _mm512_set1_ps(m);
+    _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_mul_ps(vd, qx_cvt16(_mm256_castsi256_si128(q))), vm));
+    _mm512_storeu_ps(dst + 16, _mm512_add_ps(_mm512_mul_ps(vd, qx_cvt16(_mm256_extracti128_si256(q, 1))), vm));
+}
+#else
+static inline void qx_store8(float *dst, __m128i q8, __m256 d) {
+    _mm256_storeu_ps(dst, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8))));
+}
+
+static inline void qx_store32(float *dst, __m256i q, float dlo, float dhi) {
+    __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+    __m256 vlo = _mm256_set1_ps(dlo), vhi = _mm256_set1_ps(dhi);
+    qx_store8(dst, lo, vlo);
+    qx_store8(dst + 8, _mm_srli_si128(lo, 8), vlo);
+    qx_store8(dst + 16, hi, vhi);
+    qx_store8(dst + 24, _mm_srli_si128(hi, 8), vhi);
+}
+
+static inline void qx_store8_add(float *dst, __m128i q8, __m256 d, __m256 m) {
+    _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8))), m));
+}
+
+static inline void qx_store32_add(float *dst, __m256i q, float d, float m) {
+    __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+    __m256 vd = _mm256_set1_ps(d), vm = _mm256_set1_ps(m);
+    qx_store8_add(dst, lo, vd, vm);
+    qx_store8_add(dst + 8, _mm_srli_si128(lo, 8), vd, vm);
+    qx_store8_add(dst + 16, hi, vd, vm);
+    qx_store8_add(dst + 24, _mm_srli_si128(hi, 8), vd, vm);
+}
+#endif
+
+static inline void qx_store32_sub(float *dst, __m256i q, float d, float m) {
+    qx_store32_add(dst, q, d, -m); /* x - m == x + (-m) exactly */
+}
 
 static inline float qx_hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
