@@ -44,13 +44,7 @@ func FromGGUFOptions(f *gguf.File, opts Options, detectCase bool) (*WordPiece, e
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: GGUF vocabulary: %w", err)
 	}
-	sp := Specials{
-		CLS:  lookupLast(hf, "[CLS]"),
-		SEP:  lookupLast(hf, "[SEP]"),
-		UNK:  lookupLast(hf, "[UNK]"),
-		PAD:  lookupLast(hf, "[PAD]"),
-		MASK: lookupLast(hf, "[MASK]"),
-	}
+	sp := bertSpecials(hf)
 	for _, k := range []struct {
 		key string
 		id  *int32

@@ -84,14 +84,19 @@ func New(vocab []string, opts Options) (*WordPiece, error) {
 	if err != nil {
 		return nil, err
 	}
-	sp := Specials{
+	return build(hf, bertSpecials(hf), opts)
+}
+
+// bertSpecials finds BERT's special tokens by their usual spellings in a Hugging Face-form
+// vocabulary (the last occurrence of each, as Hugging Face's vocabulary loading keeps).
+func bertSpecials(hf []string) Specials {
+	return Specials{
 		CLS:  lookupLast(hf, "[CLS]"),
 		SEP:  lookupLast(hf, "[SEP]"),
 		UNK:  lookupLast(hf, "[UNK]"),
 		PAD:  lookupLast(hf, "[PAD]"),
 		MASK: lookupLast(hf, "[MASK]"),
 	}
-	return build(hf, sp, opts)
 }
 
 // lookupLast returns the id of tok, the last one when it appears twice (as HF's vocab loading
