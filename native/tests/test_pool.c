@@ -1,6 +1,8 @@
 /* test_pool.c - the thread pool runs every worker's share exactly once per emb_pool_run (whether the
-   worker or, when the worker is late, the caller runs it), and real work is shared between threads. */
+   worker or, when the worker is late, the caller runs it), real work is shared between threads, and
+   workers keep off the caller's CPU. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +136,69 @@ static void test_sharing(void) {
     free(s);
 }
 
+#ifdef __linux__
+typedef struct {
+    pthread_t caller;
+    int caller_cpu;
+    atomic_int worker_shares; /* shares run by the worker thread */
+    atomic_int bad_mask;      /* ... whose affinity still allowed the caller's CPU */
+} steer_state;
+
+static void steer_task(void *arg, int ith, int nth) {
+    steer_state *s = arg;
+    if (ith == 0) {
+        /* Hold the caller's share until the worker has run its own (at most a second), so the
+           worker's affinity is always observed and never stolen away. */
+        for (int i = 0; i < 1000 && atomic_load(&s->worker_shares) == 0; i++) {
+            struct timespec ts = {0, 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        return;
+    }
+    if (pthread_equal(pthread_self(), s->caller)) return;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_ISSET(s->caller_cpu, &set)) atomic_fetch_add(&s->bad_mask, 1);
+    atomic_fetch_add(&s->worker_shares, 1);
+}
+
+/* Workers are kept off the CPU the caller runs on (a woken worker must not queue behind the
+   caller while another CPU idles), and follow the caller when it moves. */
+static void test_steering(void) {
+    cpu_set_t allowed;
+    CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0, "sched_getaffinity");
+    if (CPU_COUNT(&allowed) < 2) {
+        printf("test_pool: one CPU allowed, steering not exercised\n");
+        return;
+    }
+    int cpus[2], k = 0;
+    for (int c = 0; c < CPU_SETSIZE && k < 2; c++)
+        if (CPU_ISSET(c, &allowed)) cpus[k++] = c;
+    char err[256];
+    emb_pool *p = emb_pool_create(2, err, sizeof err);
+    CHECK(p != NULL, "create: %s", err);
+    if (!p) return;
+    steer_state s = {.caller = pthread_self()};
+    for (int k2 = 0; k2 < 2; k2++) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpus[k2], &one);
+        CHECK(pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0, "pinning the caller");
+        s.caller_cpu = cpus[k2];
+        for (int r = 0; r < 3; r++) {
+            atomic_store(&s.worker_shares, 0);
+            struct timespec ts = {0, 30 * 1000 * 1000}; /* the worker falls asleep first */
+            nanosleep(&ts, NULL);
+            emb_pool_run(p, steer_task, &s);
+            CHECK(atomic_load(&s.worker_shares) == 1, "caller on CPU %d, run %d: the worker ran %d shares", cpus[k2], r,
+                  atomic_load(&s.worker_shares));
+        }
+    }
+    CHECK(atomic_load(&s.bad_mask) == 0, "%d worker shares ran with the caller's CPU allowed", atomic_load(&s.bad_mask));
+    pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
+    emb_pool_free(p);
+}
+#endif
+
 int main(void) {
     /* NULL pool: the caller alone, nth = 1. */
     task_state *s = calloc(1, sizeof *s);
@@ -149,6 +214,9 @@ int main(void) {
     run_pool(2, 3000);
     run_pool(8, 500);
     test_sharing();
+#ifdef __linux__
+    test_steering();
+#endif
 
     /* Workers asleep (after their spin) must wake for the next run. */
     {
