@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -299,30 +300,48 @@ func benchHTTP(c *benchConfig, texts []string) (*benchReport, error) {
 		}
 		batches = append(batches, batch{body, len(part)})
 	}
-	var warm benchConn
-	defer warm.close()
+	// Every client opens its connection and sends its share of the warm-up requests on it before
+	// the clock starts, so no timed request pays for a TCP (or TLS) handshake.
+	conns := make([]benchConn, c.concurrency)
+	defer func() {
+		for i := range conns {
+			conns[i].close()
+		}
+	}()
+	for i := range conns {
+		if err := bc.connect(&conns[i]); err != nil {
+			return nil, fmt.Errorf("connecting to %s: %w", bc.target, err)
+		}
+	}
 	for i := 0; i < c.warmup; i++ {
 		b := batches[i%len(batches)]
-		if _, err := bc.embed(&warm, b.body, b.n); err != nil {
+		if _, err := bc.embed(&conns[i%len(conns)], b.body, b.n); err != nil {
 			return nil, fmt.Errorf("warm-up request to %s: %w", bc.target, err)
 		}
 	}
 
-	work := make(chan batch)
+	// Clients take the next request by index: a channel fed by another goroutine would cost every
+	// request a goroutine hand-off in this process, whose scheduler then competes with the server
+	// for the CPUs of a small machine.
+	var next atomic.Int64
+	total := int64(len(batches) * c.rounds)
 	var mu sync.Mutex
 	rep := &benchReport{URL: bc.target.String(), Model: c.model, Batch: c.batch, Concurrency: c.concurrency}
-	latencies := make([]float64, 0, len(batches)*c.rounds)
+	latencies := make([]float64, 0, total)
 	var wg sync.WaitGroup
 	start := time.Now()
-	for range c.concurrency {
+	for k := range conns {
 		wg.Add(1)
-		go func() {
+		go func(conn *benchConn) {
 			defer wg.Done()
-			var conn benchConn
-			defer conn.close()
-			for b := range work {
+			for {
+				i := next.Add(1) - 1
+				if i >= total {
+					return
+				}
+				b := batches[i%int64(len(batches))]
 				t0 := time.Now()
-				tokens, err := bc.embed(&conn, b.body, b.n)
+				tokens, err := bc.embed(conn, b.body, b.n)
 				ms := float64(time.Since(t0).Nanoseconds()) / 1e6
 				mu.Lock()
 				rep.Requests++
@@ -338,14 +357,8 @@ func benchHTTP(c *benchConfig, texts []string) (*benchReport, error) {
 				}
 				mu.Unlock()
 			}
-		}()
+		}(&conns[k])
 	}
-	for r := 0; r < c.rounds; r++ {
-		for _, b := range batches {
-			work <- b
-		}
-	}
-	close(work)
 	wg.Wait()
 	rep.Seconds = time.Since(start).Seconds()
 	ok := float64(rep.Requests - rep.Errors)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -159,17 +160,21 @@ func TestBenchConnections(t *testing.T) {
 	}
 	var calls atomic.Int64
 	cases := []struct {
-		name    string
-		tls     bool
-		handler http.HandlerFunc
-		errors  int
-		inputs  int // batches of 3, 3, 1 twice: 14
+		name        string
+		tls         bool
+		handler     http.HandlerFunc
+		concurrency int
+		warmup      int
+		errors      int
+		inputs      int // batches of 3, 3, 1 twice: 14
+		conns       int // connections the server saw: opened before the clock, again only after a close
 	}{
-		{"keep-alive", false, good, 0, 14},
+		{"keep-alive", false, good, 1, 0, 0, 14, 1},
+		{"keep-alive, warm-up on the clients' connections", false, good, 2, 3, 0, 14, 2},
 		{"closes after each answer", false, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Connection", "close")
 			good(w, r)
-		}, 0, 14},
+		}, 1, 0, 0, 14, 6},
 		{"drops the third request", false, func(w http.ResponseWriter, r *http.Request) {
 			if calls.Add(1) == 3 {
 				conn, _, err := w.(http.Hijacker).Hijack()
@@ -179,21 +184,27 @@ func TestBenchConnections(t *testing.T) {
 				return
 			}
 			good(w, r)
-		}, 1, 13},
-		{"https", true, good, 0, 14},
+		}, 1, 0, 1, 13, 2},
+		{"https", true, good, 1, 0, 0, 14, 1},
 	}
 	texts := []string{"one", "two", "three", "four", "five", "six", "seven"}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var srv *httptest.Server
+			srv := httptest.NewUnstartedServer(tc.handler)
+			var conns atomic.Int64
+			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					conns.Add(1)
+				}
+			}
 			if tc.tls {
-				srv = httptest.NewTLSServer(tc.handler)
+				srv.StartTLS()
 			} else {
-				srv = httptest.NewServer(tc.handler)
+				srv.Start()
 			}
 			t.Cleanup(srv.Close)
 			c := benchTestConfig(srv.URL)
-			c.concurrency = 1
+			c.concurrency, c.warmup = tc.concurrency, tc.warmup
 			if tc.tls {
 				c.tlsConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig
 			}
@@ -203,6 +214,9 @@ func TestBenchConnections(t *testing.T) {
 			}
 			if rep.Requests != 6 || rep.Errors != tc.errors || rep.Inputs != tc.inputs {
 				t.Errorf("requests %d, errors %d (first %q), inputs %d", rep.Requests, rep.Errors, rep.FirstError, rep.Inputs)
+			}
+			if got := conns.Load(); got != int64(tc.conns) {
+				t.Errorf("%d connections, want %d", got, tc.conns)
 			}
 		})
 	}
