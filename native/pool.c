@@ -137,10 +137,11 @@ static void *worker_main(void *p) {
    by the caller is otherwise often queued on the caller's own CPU (the scheduler's wake-affine
    choice) and waits there behind it for a time slice while the other vCPU idles: the HTTP short
    queries of a 2-vCPU server showed runs where one CPU sat idle for 2-4 ms (traced with
-   sched_switch events). Only a change of the caller's CPU costs system calls. */
+   sched_switch events). Only a change of the caller's CPU costs system calls. A pool with more
+   threads than CPUs is left to the scheduler: its workers could not all run beside the caller. */
 static void steer_workers(emb_pool *p) {
 #ifdef __linux__
-    if (p->n_allowed < 2) return;
+    if (p->n_allowed < 2 || p->n_threads > p->n_allowed) return;
     const int cpu = sched_getcpu();
     if (cpu < 0 || cpu >= CPU_SETSIZE || cpu == p->steered_from || !CPU_ISSET(cpu, &p->allowed)) return;
     cpu_set_t set = p->allowed;
