@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 const miniLMPath = "../models/all-MiniLM-L6-v2-Q4_K_M.gguf"
@@ -231,7 +232,17 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// Open (a mapping) and ReadFile (a copy in memory) see the same file and fail the same way.
 func TestWriteFileAndOpen(t *testing.T) {
+	for _, opener := range []struct {
+		name string
+		open func(string) (*File, error)
+	}{{"Open", Open}, {"ReadFile", ReadFile}} {
+		t.Run(opener.name, func(t *testing.T) { testWriteFileAndOpen(t, opener.open) })
+	}
+}
+
+func testWriteFileAndOpen(t *testing.T, open func(string) (*File, error)) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "m.gguf")
 	w := NewWriter()
@@ -240,7 +251,7 @@ func TestWriteFileAndOpen(t *testing.T) {
 	if err := w.WriteFile(path); err != nil {
 		t.Fatal(err)
 	}
-	f, err := Open(path)
+	f, err := open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,9 +282,38 @@ func TestWriteFileAndOpen(t *testing.T) {
 		{filepath.Join(dir, "nope.gguf"), "no such file"},
 		{dir, "not a regular file"},
 	} {
-		if _, err := Open(c.path); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.path) {
-			t.Errorf("Open(%s) = %v, want error naming the file and containing %q", c.path, err, c.want)
+		if _, err := open(c.path); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.path) {
+			t.Errorf("open(%s) = %v, want error naming the file and containing %q", c.path, err, c.want)
 		}
+	}
+}
+
+// ReadFile holds the bundled model byte for byte as the mapping does; on Linux with transparent huge
+// pages its image starts on a huge-page boundary (what makes it cheaper to touch than the mapping).
+func TestReadFileRealModel(t *testing.T) {
+	mapped, err := Open(miniLMPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mapped.Close()
+	read, err := ReadFile(miniLMPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(read.Bytes(), mapped.Bytes()) || !reflect.DeepEqual(read.Tensors, mapped.Tensors) {
+		t.Fatal("ReadFile and Open disagree on the bundled model")
+	}
+	if mode, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled"); runtime.GOOS == "linux" && err == nil &&
+		!strings.Contains(string(mode), "[never]") {
+		if addr := uintptr(unsafe.Pointer(unsafe.SliceData(read.Bytes()))); addr%(2<<20) != 0 {
+			t.Errorf("image at %#x, not on a 2 MB boundary (THP mode %q)", addr, strings.TrimSpace(string(mode)))
+		}
+	}
+	if err := read.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if read.Bytes() != nil {
+		t.Error("Bytes after Close")
 	}
 }
 

@@ -84,8 +84,18 @@ type File struct {
 }
 
 // Open maps the file at path read-only and parses it. Close releases the mapping.
-func Open(path string) (*File, error) {
-	data, release, err := mapFile(path)
+func Open(path string) (*File, error) { return open(path, mapFile) }
+
+// ReadFile reads the whole file at path into memory and parses it; Close releases the memory. It
+// is for callers that touch every byte, as the engine's loader does (it copies and repacks all
+// tensors): on Linux the file is read into anonymous memory advised to use transparent huge pages,
+// which costs a dozen page faults where touching a mapping of the file costs one per 4 KB page.
+// On the 2-vCPU test VM loading the bundled model from a mapping took 26.6 ms (the C share), from
+// memory read this way 20.2 ms, read included. Without huge pages it maps the file, as Open does.
+func ReadFile(path string) (*File, error) { return open(path, readFile) }
+
+func open(path string, load func(string) ([]byte, func() error, error)) (*File, error) {
+	data, release, err := load(path)
 	if err != nil {
 		return nil, err
 	}

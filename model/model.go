@@ -115,10 +115,11 @@ func (m *meta) uint(key string, required bool, def, max uint64) int {
 	return int(v)
 }
 
-// Load opens the GGUF file at path, validates it, builds the tokenizer and the C model, and closes
-// the file mapping (the core keeps its own copy of the weights).
+// Load reads the GGUF file at path (gguf.ReadFile: the loader touches every byte), validates it,
+// builds the tokenizer and the C model, and releases the file's image (the core keeps its own copy
+// of the weights).
 func Load(path string, opts Options) (*Model, error) {
-	f, err := gguf.Open(path)
+	f, err := gguf.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load model: %w", err)
 	}

@@ -1,0 +1,60 @@
+package gguf
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"unsafe"
+)
+
+// hugePage is the size of an x86-64 and arm64 (4 KB granule) transparent huge page.
+const hugePage = 2 << 20
+
+// thpModeFile says whether transparent huge pages may be used ("[never]" when they may not).
+const thpModeFile = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+// readFile reads the file into an anonymous mapping aligned to and advised for huge pages. Where
+// the system has no transparent huge pages it maps the file instead: fresh 4 KB anonymous pages
+// would each cost a fault on top of the copy. The returned function releases the memory.
+func readFile(path string) ([]byte, func() error, error) {
+	if mode, err := os.ReadFile(thpModeFile); err != nil || strings.Contains(string(mode), "[never]") {
+		return mapFile(path)
+	}
+	fd, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gguf: %w", err)
+	}
+	defer fd.Close()
+	st, err := fd.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("gguf: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("gguf: %s: not a regular file", path)
+	}
+	size := st.Size()
+	if size == 0 {
+		return []byte{}, nil, nil // Parse gives the clear error
+	}
+	if size < 0 || size > int64(^uint(0)>>1)-2*hugePage {
+		return nil, nil, fmt.Errorf("gguf: %s: size %d cannot be read into memory", path, size)
+	}
+	// One huge page more than needed, so that the data can start on a huge-page boundary.
+	raw, err := syscall.Mmap(-1, 0, int(size)+2*hugePage, syscall.PROT_READ|syscall.PROT_WRITE,
+		syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
+	if err != nil {
+		return mapFile(path)
+	}
+	release := func() error { return syscall.Munmap(raw) }
+	skip := int((hugePage - uintptr(unsafe.Pointer(unsafe.SliceData(raw)))%hugePage) % hugePage)
+	span := raw[skip : skip+(int(size)+hugePage-1)/hugePage*hugePage]
+	_ = syscall.Madvise(span, syscall.MADV_HUGEPAGE) // advice only: without it the pages are 4 KB
+	data := span[:size]
+	if _, err := io.ReadFull(fd, data); err != nil {
+		_ = release()
+		return nil, nil, fmt.Errorf("gguf: %s: read: %w", path, err)
+	}
+	return data, release, nil
+}
