@@ -9,21 +9,30 @@ import (
 	"syscall"
 )
 
-// mapFile maps the whole file read-only. The returned function unmaps it.
-func mapFile(path string) ([]byte, func() error, error) {
+// openRegular opens path, which must be a regular file, and returns its size.
+func openRegular(path string) (*os.File, int64, error) {
 	fd, err := os.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("gguf: %w", err)
+		return nil, 0, fmt.Errorf("gguf: %w", err)
+	}
+	st, err := fd.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = fmt.Errorf("%s: not a regular file", path)
+	}
+	if err != nil {
+		fd.Close()
+		return nil, 0, fmt.Errorf("gguf: %w", err)
+	}
+	return fd, st.Size(), nil
+}
+
+// mapFile maps the whole file read-only. The returned function unmaps it.
+func mapFile(path string) ([]byte, func() error, error) {
+	fd, size, err := openRegular(path)
+	if err != nil {
+		return nil, nil, err
 	}
 	defer fd.Close() // the mapping stays valid after the descriptor closes
-	st, err := fd.Stat()
-	if err != nil {
-		return nil, nil, fmt.Errorf("gguf: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("gguf: %s: not a regular file", path)
-	}
-	size := st.Size()
 	if size == 0 {
 		// mmap refuses zero-length mappings; an empty image still gets Parse's clear error.
 		return []byte{}, nil, nil

@@ -22,26 +22,19 @@ func readFile(path string) ([]byte, func() error, error) {
 	if mode, err := os.ReadFile(thpModeFile); err != nil || strings.Contains(string(mode), "[never]") {
 		return mapFile(path)
 	}
-	fd, err := os.Open(path)
+	fd, size, err := openRegular(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("gguf: %w", err)
+		return nil, nil, err
 	}
 	defer fd.Close()
-	st, err := fd.Stat()
-	if err != nil {
-		return nil, nil, fmt.Errorf("gguf: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("gguf: %s: not a regular file", path)
-	}
-	size := st.Size()
 	if size == 0 {
 		return []byte{}, nil, nil // Parse gives the clear error
 	}
 	if size < 0 || size > int64(^uint(0)>>1)-2*hugePage {
 		return nil, nil, fmt.Errorf("gguf: %s: size %d cannot be read into memory", path, size)
 	}
-	// One huge page more than needed, so that the data can start on a huge-page boundary.
+	// Two huge pages more than the file: the data starts on a huge-page boundary and the advised
+	// span ends on one.
 	raw, err := syscall.Mmap(-1, 0, int(size)+2*hugePage, syscall.PROT_READ|syscall.PROT_WRITE,
 		syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
 	if err != nil {
