@@ -9,8 +9,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -224,5 +227,45 @@ func TestBenchConnections(t *testing.T) {
 		if _, err := benchHTTP(benchTestConfig(bad), texts); err == nil {
 			t.Errorf("--url %q accepted", bad)
 		}
+	}
+}
+
+// gcSettings reads the collector's target percentage (-1: off) and memory limit.
+func gcSettings() (percent int64, limit uint64) {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64()), s[1].Value.Uint64()
+}
+
+// The client's collector is off while the clock runs (the timed requests see -1), on during the
+// warm-up, and as before afterwards.
+func TestBenchPausesGC(t *testing.T) {
+	percent, limit := gcSettings()
+	var mu sync.Mutex
+	var seen []int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ Input []string }
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		p, _ := gcSettings() // the handler runs in the client's process: the same collector
+		mu.Lock()
+		seen = append(seen, p)
+		mu.Unlock()
+		io.WriteString(w, embeddingsAnswer(len(req.Input), 2))
+	}))
+	t.Cleanup(srv.Close)
+	c := benchTestConfig(srv.URL)
+	c.warmup = 2
+	if _, err := benchHTTP(c, []string{"one", "two", "three", "four", "five", "six", "seven"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{percent, percent, -1, -1, -1, -1, -1, -1} // 2 warm-up requests, then 2 rounds of 3
+	if !slices.Equal(seen, want) {
+		t.Errorf("GC percent per request %v, want %v", seen, want)
+	}
+	if p, l := gcSettings(); p != percent || l != limit {
+		t.Errorf("after the run: GC percent %d, limit %d; want %d, %d", p, l, percent, limit)
 	}
 }
