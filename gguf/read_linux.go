@@ -12,12 +12,18 @@ import (
 // hugePage is the size of an x86-64 and arm64 (4 KB granule) transparent huge page.
 const hugePage = 2 << 20
 
+// maxReadBytes bounds the files read into memory: the loader copies every tensor, so a file read
+// this way is briefly in memory twice, which for a large model costs more than the faults it
+// saves (a mapping's pages are page cache, which the kernel can drop).
+var maxReadBytes int64 = 1 << 30 // a variable for tests
+
 // thpModeFile says whether transparent huge pages may be used ("[never]" when they may not).
 const thpModeFile = "/sys/kernel/mm/transparent_hugepage/enabled"
 
 // readFile reads the file into an anonymous mapping aligned to and advised for huge pages. Where
-// the system has no transparent huge pages it maps the file instead: fresh 4 KB anonymous pages
-// would each cost a fault on top of the copy. The returned function releases the memory.
+// the system has no transparent huge pages it maps the file instead (fresh 4 KB anonymous pages
+// would each cost a fault on top of the copy), and so it does for files over maxReadBytes. The
+// returned function releases the memory.
 func readFile(path string) ([]byte, func() error, error) {
 	if mode, err := os.ReadFile(thpModeFile); err != nil || strings.Contains(string(mode), "[never]") {
 		return mapFile(path)
@@ -30,8 +36,8 @@ func readFile(path string) ([]byte, func() error, error) {
 	if size == 0 {
 		return []byte{}, nil, nil // Parse gives the clear error
 	}
-	if size < 0 || size > int64(^uint(0)>>1)-2*hugePage {
-		return nil, nil, fmt.Errorf("gguf: %s: size %d cannot be read into memory", path, size)
+	if size > maxReadBytes {
+		return mapFile(path)
 	}
 	// Two huge pages more than the file: the data starts on a huge-page boundary and the advised
 	// span ends on one.
