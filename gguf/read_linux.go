@@ -20,12 +20,20 @@ var maxReadBytes int64 = 1 << 30 // a variable for tests
 // thpModeFile says whether transparent huge pages may be used ("[never]" when they may not).
 const thpModeFile = "/sys/kernel/mm/transparent_hugepage/enabled"
 
+// thpAvailable reports whether memory advised for transparent huge pages can get them, and the
+// mode file's text.
+func thpAvailable() (bool, string) {
+	mode, err := os.ReadFile(thpModeFile)
+	return err == nil && !strings.Contains(string(mode), "[never]"), strings.TrimSpace(string(mode))
+}
+
 // readFile reads the file into an anonymous mapping aligned to and advised for huge pages. Where
 // the system has no transparent huge pages it maps the file instead (fresh 4 KB anonymous pages
-// would each cost a fault on top of the copy), and so it does for files over maxReadBytes. The
-// returned function releases the memory.
+// would each cost a fault on top of the copy), and so it does for files over maxReadBytes and for
+// empty ones (mapFile's empty image gets Parse's clear error). The returned function releases the
+// memory.
 func readFile(path string) ([]byte, func() error, error) {
-	if mode, err := os.ReadFile(thpModeFile); err != nil || strings.Contains(string(mode), "[never]") {
+	if ok, _ := thpAvailable(); !ok {
 		return mapFile(path)
 	}
 	fd, size, err := openRegular(path)
@@ -33,10 +41,7 @@ func readFile(path string) ([]byte, func() error, error) {
 		return nil, nil, err
 	}
 	defer fd.Close()
-	if size == 0 {
-		return []byte{}, nil, nil // Parse gives the clear error
-	}
-	if size > maxReadBytes {
+	if size == 0 || size > maxReadBytes {
 		return mapFile(path)
 	}
 	// Two huge pages more than the file: the data starts on a huge-page boundary and the advised
