@@ -69,7 +69,7 @@ struct emb_pool {
 
 #ifdef __linux__
     cpu_set_t allowed; /* the CPUs the process could run on when the pool was made */
-    int n_allowed;
+    int steer;        /* 1: every thread can have a CPU of its own, so steer_workers acts */
     int steered_from; /* the CPU the workers were last kept off (-1: none), under mtx */
 #endif
 
@@ -144,7 +144,7 @@ static void *worker_main(void *p) {
    threads than CPUs is left to the scheduler: its workers could not all run beside the caller. */
 static void steer_workers(emb_pool *p) {
 #ifdef __linux__
-    if (p->n_allowed < 2 || p->n_threads > p->n_allowed) return;
+    if (!p->steer) return;
     const int cpu = sched_getcpu();
     if (cpu < 0 || cpu >= CPU_SETSIZE || cpu == p->steered_from || !CPU_ISSET(cpu, &p->allowed)) return;
     cpu_set_t set = p->allowed;
@@ -182,7 +182,10 @@ emb_pool *emb_pool_create(int32_t n_threads, char *err, size_t err_len) {
     atomic_init(&p->parked, 0);
 #ifdef __linux__
     p->steered_from = -1;
-    if (sched_getaffinity(0, sizeof p->allowed, &p->allowed) == 0) p->n_allowed = CPU_COUNT(&p->allowed);
+    if (sched_getaffinity(0, sizeof p->allowed, &p->allowed) == 0) {
+        const int n_allowed = CPU_COUNT(&p->allowed);
+        p->steer = n_allowed >= 2 && n_threads <= n_allowed;
+    }
 #endif
     if (pthread_mutex_init(&p->mtx, NULL) != 0) { free(p); goto oom; }
     if (pthread_cond_init(&p->wake, NULL) != 0) { pthread_mutex_destroy(&p->mtx); free(p); goto oom; }
