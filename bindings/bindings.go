@@ -303,6 +303,23 @@ func NewPool(threads int) (*Pool, error) {
 // Threads is the number of workers.
 func (p *Pool) Threads() int { return p.n }
 
+// ThreadIDs returns the operating-system ids (Linux thread ids) of the pool's own threads; the
+// thread calling Encode, worker 0, is not among them. It is empty on other systems.
+func (p *Pool) ThreadIDs() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.p == nil || p.n <= 1 {
+		return nil
+	}
+	ids := make([]C.int64_t, p.n)
+	n := int(C.emb_pool_thread_ids(p.p, &ids[0], C.int32_t(len(ids))))
+	out := make([]int, 0, min(n, len(ids)))
+	for _, id := range ids[:min(n, len(ids))] {
+		out = append(out, int(id))
+	}
+	return out
+}
+
 // Park tells the workers that no work is coming soon, so they sleep at once instead of spinning
 // for the next task (emb_pool_park).
 func (p *Pool) Park() { p.hint(func(cp *C.emb_pool) { C.emb_pool_park(cp) }) }

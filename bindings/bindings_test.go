@@ -3,6 +3,7 @@ package bindings
 import (
 	"math"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -238,6 +239,35 @@ func TestPoolingNames(t *testing.T) {
 	for p, want := range map[Pooling]string{PoolNone: "none", PoolMean: "mean", PoolCLS: "cls", PoolLast: "last", PoolRank: "rank", 9: "pooling(9)"} {
 		if p.String() != want {
 			t.Errorf("%d: %q, want %q", p, p.String(), want)
+		}
+	}
+}
+
+// ThreadIDs names the pool's own threads: none for one thread or a closed pool, threads-1 on Linux.
+func TestPoolThreadIDs(t *testing.T) {
+	for _, tc := range []struct {
+		threads, want int
+	}{{1, 0}, {3, 2}} {
+		p, err := NewPool(tc.threads)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := tc.want
+		if runtime.GOOS != "linux" {
+			want = 0
+		}
+		ids := p.ThreadIDs()
+		if len(ids) != want {
+			t.Errorf("%d threads: ids %v, want %d of them", tc.threads, ids, want)
+		}
+		for _, id := range ids {
+			if id <= 0 {
+				t.Errorf("%d threads: id %d", tc.threads, id)
+			}
+		}
+		p.Close()
+		if ids := p.ThreadIDs(); ids != nil {
+			t.Errorf("closed pool: ids %v", ids)
 		}
 	}
 }

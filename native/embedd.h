@@ -149,6 +149,11 @@ void emb_pool_park(emb_pool *p);
 /* Says work is coming (a request just arrived): sleeping workers wake and spin for a while, so the
    next task starts on all of them without a wake-up delay. A hint, like emb_pool_park. */
 void emb_pool_wake(emb_pool *p);
+/* The operating-system thread ids (Linux TIDs) of the pool's own threads, not counting the caller of
+   emb_encode (worker 0): writes up to cap of them to ids and returns how many there are, 0 where
+   the system has no such ids. Lets the embedding program tell its compute threads from the rest,
+   say to give them a different scheduling policy. Waits until every thread has started. */
+int32_t emb_pool_thread_ids(emb_pool *p, int64_t *ids, int32_t cap);
 
 typedef struct emb_ctx emb_ctx;
 emb_ctx *emb_ctx_create(const emb_model *m, char *err, size_t err_len);

@@ -32,6 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
 
 #include "embedd.h"
 #include "pool.h"
@@ -50,6 +53,7 @@ struct emb_pool;
 typedef struct {
     struct emb_pool *pool;
     int ith;
+    int64_t tid; /* the thread's OS id (Linux), 0 elsewhere; set before it counts itself in ready */
 } emb_worker;
 
 struct emb_pool {
@@ -57,6 +61,7 @@ struct emb_pool {
     pthread_t *threads;
     emb_worker *workers;
     int n_started; /* pthreads actually created */
+    int n_ready;   /* workers that have set their tid, under mtx */
 
     emb_task_fn fn;
     void *arg;
@@ -75,7 +80,7 @@ struct emb_pool {
 
     pthread_mutex_t mtx;
     pthread_cond_t wake; /* generation changed or stop */
-    pthread_cond_t done; /* pending reached 0 */
+    pthread_cond_t done; /* pending reached 0, or a worker set its tid */
 };
 
 enum { SLOT_IDLE = 0, SLOT_POSTED = 1, SLOT_TAKEN = 2, SLOT_STOLEN = 3 };
@@ -99,6 +104,13 @@ static void *worker_main(void *p) {
     emb_worker *w = p;
     struct emb_pool *pool = w->pool;
     uint64_t seen = 0;
+#ifdef __linux__
+    w->tid = (int64_t)syscall(SYS_gettid);
+#endif
+    pthread_mutex_lock(&pool->mtx);
+    pool->n_ready++;
+    pthread_cond_broadcast(&pool->done);
+    pthread_mutex_unlock(&pool->mtx);
     for (;;) {
         uint64_t gen = atomic_load_explicit(&pool->generation, memory_order_acquire);
         for (int i = 0; gen == seen && i < EMB_POOL_SPIN + EMB_POOL_YIELD; i++) {
@@ -234,6 +246,16 @@ void emb_pool_free(emb_pool *p) {
 }
 
 int32_t emb_pool_threads(const emb_pool *p) { return p ? p->n_threads : 1; }
+
+int32_t emb_pool_thread_ids(emb_pool *p, int64_t *ids, int32_t cap) {
+    if (!p || p->n_started == 0) return 0;
+    pthread_mutex_lock(&p->mtx);
+    while (p->n_ready < p->n_started) pthread_cond_wait(&p->done, &p->mtx);
+    pthread_mutex_unlock(&p->mtx);
+    if (p->workers[0].tid == 0) return 0;
+    for (int i = 0; i < p->n_started && i < cap; i++) ids[i] = p->workers[i].tid;
+    return p->n_started;
+}
 
 void emb_pool_park(emb_pool *p) {
     if (p) atomic_store_explicit(&p->parked, 1, memory_order_relaxed);

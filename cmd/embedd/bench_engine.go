@@ -567,8 +567,22 @@ func benchEngine(cfg benchEngineConfig, progress io.Writer) (*engineReport, erro
 	rep.Load = loadReport{Runs: len(loadMS), MedianMS: median(loadMS), MinMS: loadMS[0], MaxMS: loadMS[len(loadMS)-1]}
 	logf("load: median %.1f ms over %d loads", rep.Load.MedianMS, rep.Load.Runs)
 
-	for _, threads := range cfg.Threads {
-		m, err := model.Load(cfg.ModelPath, model.Options{Kind: model.KindEmbeddings, Threads: threads})
+	// The timed runs' pools are made first, so that their threads keep the normal scheduling policy
+	// while the rest of the process gets SCHED_BATCH, as in embedd serve.
+	pools := make([]*bindings.Pool, len(cfg.Threads))
+	var keep []int
+	for i, threads := range cfg.Threads {
+		p, err := bindings.NewPool(threads)
+		if err != nil {
+			return nil, fmt.Errorf("bench-engine: %w", err)
+		}
+		defer p.Close()
+		pools[i] = p
+		keep = append(keep, p.ThreadIDs()...)
+	}
+	batchRuntimeThreads(keep)
+	for i, threads := range cfg.Threads {
+		m, err := model.Load(cfg.ModelPath, model.Options{Kind: model.KindEmbeddings, Pool: pools[i]})
 		if err != nil {
 			return nil, fmt.Errorf("bench-engine: %w", err)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/embedd-dev/embedd/metrics"
 	"github.com/embedd-dev/embedd/registry"
 	"github.com/embedd-dev/embedd/registry/engine"
+	"github.com/embedd-dev/embedd/threadsched"
 )
 
 func init() {
@@ -105,6 +106,18 @@ func setGCDefault(lookupEnv func(string) (string, bool)) {
 	debug.SetGCPercent(serveGCPercent)
 }
 
+// batchRuntimeThreads gives every thread but the engine pool's (keep) SCHED_BATCH, so that the Go
+// runtime's wake-ups do not preempt the compute threads (package threadsched says why). A failure
+// costs only latency: it is logged, not returned.
+func batchRuntimeThreads(keep []int) {
+	n, err := threadsched.BatchRuntimeThreads(keep)
+	if err != nil {
+		slog.Warn("runtime threads keep the normal scheduling policy", "err", err)
+		return
+	}
+	slog.Debug("runtime threads set to SCHED_BATCH", "threads", n, "engine threads", len(keep))
+}
+
 func logLevel(s string) slog.Level {
 	switch strings.ToLower(s) {
 	case "debug":
@@ -138,6 +151,7 @@ func runServe(args []string) error {
 		return fmt.Errorf("thread pool: %w", err)
 	}
 	defer pool.Close()
+	batchRuntimeThreads(pool.ThreadIDs())
 	met := metrics.New(version, bindings.ActiveSIMD())
 	sched, err := batcher.New(batcher.Config{
 		MaxBatchTokens: cfg.Batching.MaxBatchTokens,

@@ -1,6 +1,6 @@
 /* test_pool.c - the thread pool runs every worker's share exactly once per emb_pool_run (whether the
-   worker or, when the worker is late, the caller runs it), real work is shared between threads, and
-   workers keep off the caller's CPU. */
+   worker or, when the worker is late, the caller runs it), real work is shared between threads,
+   workers keep off the caller's CPU, and the pool names its threads. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
 
 #include "embedd.h"
 #include "pool.h"
@@ -199,6 +203,38 @@ static void test_steering(void) {
 }
 #endif
 
+/* emb_pool_thread_ids names the pool's own threads: distinct tasks of this process, not the caller. */
+static void test_thread_ids(void) {
+    char err[256];
+    int64_t ids[8] = {0};
+    CHECK(emb_pool_thread_ids(NULL, ids, 8) == 0, "NULL pool has thread ids");
+    emb_pool *one = emb_pool_create(1, err, sizeof err);
+    CHECK(one && emb_pool_thread_ids(one, ids, 8) == 0, "a 1-thread pool has threads of its own");
+    emb_pool_free(one);
+    emb_pool *p = emb_pool_create(4, err, sizeof err);
+    CHECK(p != NULL, "create: %s", err);
+    if (!p) return;
+    int64_t first[1] = {0};
+    const int32_t n_first = emb_pool_thread_ids(p, first, 1);
+    const int32_t n = emb_pool_thread_ids(p, ids, 8);
+#ifdef __linux__
+    CHECK(n_first == 3 && first[0] != 0, "cap 1: %d ids, first %lld", n_first, (long long)first[0]);
+    CHECK(n == 3, "4-thread pool: %d thread ids, want 3", n);
+    const int64_t self = (int64_t)syscall(SYS_gettid);
+    for (int i = 0; i < n; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/task/%lld", (long long)ids[i]);
+        CHECK(ids[i] > 0 && ids[i] != self && access(path, F_OK) == 0, "thread id %lld is not a worker of this process",
+              (long long)ids[i]);
+        for (int j = 0; j < i; j++) CHECK(ids[i] != ids[j], "thread id %lld twice", (long long)ids[i]);
+    }
+    CHECK(ids[0] == first[0], "ids in a different order on a second call");
+#else
+    CHECK(n == 0 && n_first == 0, "thread ids on a system without them: %d", n);
+#endif
+    emb_pool_free(p);
+}
+
 int main(void) {
     /* NULL pool: the caller alone, nth = 1. */
     task_state *s = calloc(1, sizeof *s);
@@ -214,6 +250,7 @@ int main(void) {
     run_pool(2, 3000);
     run_pool(8, 500);
     test_sharing();
+    test_thread_ids();
 #ifdef __linux__
     test_steering();
 #endif
