@@ -28,9 +28,6 @@
 #include "pool.h"
 #include "quants.h"
 
-/* Query rows of one attention score block: scores scratch is ATTN_Q_CHUNK x seq_len per worker,
-   never seq_len x seq_len. */
-#define ATTN_Q_CHUNK 64
 /* Tokens per FFN step (up, GELU, down): 288 x 1536 floats is 1.8 MB, cache-resident between the
    steps; a multiple of the matmul's row block (EMB_MC = 96). Any value gives the same results.
    FFN_ROWS is the same for one worker's rows in the row-local path. */
@@ -66,8 +63,8 @@ struct emb_ctx {
     float *logits;       /* SPLADE: [SPLADE_CHUNK][V] */
     void *mm_scratch;    /* emb_matmul scratch: R rows, or cap_workers slices of mm_slice bytes */
     size_t mm_scratch_bytes, mm_slice;
-    float *scores;      /* per worker ATTN_Q_CHUNK x cap_len */
-    int64_t cap_len, cap_workers;
+    float *scores;      /* per worker emb_attend's scratch for cap_len tokens: scores_stride floats */
+    int64_t cap_len, cap_workers, scores_stride;
 };
 
 /* 64-byte aligned allocation of n elements of size sz; NULL on overflow or failure. */
@@ -221,16 +218,18 @@ static int ctx_reserve(emb_ctx *c, int64_t T, int64_t R, int64_t max_len, int64_
     if (max_len > c->cap_len || nth > c->cap_workers) {
         const int64_t len = max_len > c->cap_len ? max_len : c->cap_len;
         const int64_t w = nth > c->cap_workers ? nth : c->cap_workers;
+        const int64_t stride = emb_attend_scratch(len, c->m->hp.n_embd / c->m->hp.n_head);
         free(c->scores);
-        c->scores = alloc_aligned(w * ATTN_Q_CHUNK * len, sizeof(float));
+        c->scores = alloc_aligned(w * stride, sizeof(float));
         if (!c->scores) {
-            c->cap_len = c->cap_workers = 0;
+            c->cap_len = c->cap_workers = c->scores_stride = 0;
             emb_set_err(err, err_len, "emb_encode: out of memory for attention over %lld tokens",
                     (long long)max_len);
             return -1;
         }
         c->cap_len = len;
         c->cap_workers = w;
+        c->scores_stride = stride;
     }
     return 0;
 }
@@ -397,15 +396,9 @@ static void run_attention(void *arg, int ith, int nth) {
         if (!by_units && first < r_lo) continue;
         if (!by_units && first >= r_hi) break;
         const int64_t off = a->seq_off[s] - a->base, L = a->seq_off[s + 1] - a->seq_off[s];
-        const float *K = a->qkv + off * ld + a->E + h * a->hd;
-        const float *V = a->qkv + off * ld + 2 * a->E + h * a->hd;
-        for (int64_t q0 = 0; q0 < L; q0 += ATTN_Q_CHUNK) {
-            const int64_t mq = L - q0 < ATTN_Q_CHUNK ? L - q0 : ATTN_Q_CHUNK;
-            const float *Q = a->qkv + (off + q0) * ld + h * a->hd;
-            emb_sgemm_nt(mq, L, a->hd, a->scale, Q, ld, K, ld, S, L);
-            for (int64_t r = 0; r < mq; r++) emb_softmax(S + r * L, L);
-            emb_sgemm_nn(mq, a->hd, L, S, L, V, ld, a->out + (off + q0) * a->E + h * a->hd, a->E);
-        }
+        const float *Q = a->qkv + off * ld + h * a->hd;
+        emb_attend(L, L, a->hd, a->scale, Q, ld, Q + a->E, ld, Q + 2 * a->E, ld, a->out + off * a->E + h * a->hd,
+                   a->E, S);
     }
 }
 
@@ -522,8 +515,8 @@ static void head_splade(emb_ctx *c, emb_pool *p, const emb_batch *b, int64_t T, 
 /* ---- emb_encode ---------------------------------------------------------------------------- */
 
 /* Attention of the group's query rows [r0, r1) (relative to its first row), every head, into
-   attn: each row attends over its own sequence's keys and values in qkv. S is the worker's scores
-   scratch (ATTN_Q_CHUNK x cap_len). A row's result does not depend on which rows share its chunk. */
+   attn: each row attends over its own sequence's keys and values in qkv. S is the worker's
+   emb_attend scratch. A row's result does not depend on which rows share the call. */
 static void attend_rows(const emb_ctx *c, const float *qkv, int32_t s0, int32_t s1, int64_t r0, int64_t r1,
                         float *S) {
     const emb_model *m = c->m;
@@ -536,12 +529,8 @@ static void attend_rows(const emb_ctx *c, const float *qkv, int32_t s0, int32_t 
         const int64_t q_lo = off > r0 ? off : r0, q_hi = off + L < r1 ? off + L : r1;
         for (int64_t h = 0; h < H; h++) {
             const float *K = qkv + off * ld + E + h * hd, *V = qkv + off * ld + 2 * E + h * hd;
-            for (int64_t q0 = q_lo; q0 < q_hi; q0 += ATTN_Q_CHUNK) {
-                const int64_t mq = q_hi - q0 < ATTN_Q_CHUNK ? q_hi - q0 : ATTN_Q_CHUNK;
-                emb_sgemm_nt(mq, L, hd, scale, qkv + q0 * ld + h * hd, ld, K, ld, S, L);
-                for (int64_t r = 0; r < mq; r++) emb_softmax(S + r * L, L);
-                emb_sgemm_nn(mq, hd, L, S, L, V, ld, c->attn + q0 * E + h * hd, E);
-            }
+            emb_attend(q_hi - q_lo, L, hd, scale, qkv + q_lo * ld + h * hd, ld, K, ld, V, ld,
+                       c->attn + q_lo * E + h * hd, E, S);
         }
     }
 }
@@ -574,7 +563,7 @@ static void run_rows(void *arg, int ith, int nth) {
     const int64_t n = r1 - r0;
     if (a->tail) {
         const emb_layer *L = a->tail;
-        attend_rows(c, a->qkv_in, a->s0, a->s1, r0, r1, c->scores + ith * ATTN_Q_CHUNK * c->cap_len);
+        attend_rows(c, a->qkv_in, a->s0, a->s1, r0, r1, c->scores + ith * c->scores_stride);
         emb_matmul(NULL, &L->out, c->attn + r0 * E, n, h, h, EMB_EPI_NONE, scratch);
         for (int64_t r = 0; r < n; r++) emb_layernorm(h + r * E, h + r * E, L->attn_norm_g, L->attn_norm_b, E, eps);
         for (int64_t f0 = 0; f0 < n; f0 += FFN_ROWS) {
@@ -601,7 +590,7 @@ static void attention(emb_ctx *c, emb_pool *p, int32_t s0, int32_t s1) {
                     .E = E,
                     .scale = 1.0f / sqrtf((float)(E / H)),
                     .scores = c->scores,
-                    .scores_stride = ATTN_Q_CHUNK * c->cap_len};
+                    .scores_stride = c->scores_stride};
     emb_pool_run(p, run_attention, &at);
 }
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "embedd.h"
+#include "gemm.h"
 #include "ops.h"
 
 #include "ops_impl.h"
@@ -69,6 +70,32 @@ void emb_axpy_ref(float *y, float a, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+void emb_attend_ref(EMB_ATTEND_ARGS) {
+    float *s = scratch; /* L scores */
+    for (int64_t i = 0; i < nq; i++) {
+        const float *q = Q + i * ldq;
+        for (int64_t j = 0; j < L; j++) {
+            float d = 0.0f;
+            for (int64_t k = 0; k < hd; k++) d += q[k] * K[j * ldk + k];
+            s[j] = scale * d;
+        }
+        emb_softmax_ref(s, L);
+        float *o = out + i * ldo;
+        for (int64_t k = 0; k < hd; k++) o[k] = 0.0f;
+        for (int64_t j = 0; j < L; j++)
+            for (int64_t k = 0; k < hd; k++) o[k] += s[j] * V[j * ldv + k];
+    }
+}
+
+void emb_attend_sgemm(EMB_ATTEND_ARGS) {
+    for (int64_t q0 = 0; q0 < nq; q0 += EMB_ATTN_Q_BLOCK) {
+        const int64_t mq = nq - q0 < EMB_ATTN_Q_BLOCK ? nq - q0 : EMB_ATTN_Q_BLOCK;
+        emb_sgemm_nt(mq, L, hd, scale, Q + q0 * ldq, ldq, K, ldk, scratch, L);
+        for (int64_t r = 0; r < mq; r++) emb_softmax(scratch + r * L, L);
+        emb_sgemm_nn(mq, hd, L, scratch, L, V, ldv, out + q0 * ldo, ldo);
+    }
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
 #if defined(__x86_64__)
@@ -103,6 +130,19 @@ void emb_tanh(float *x, int64_t n) {
 
 void emb_softmax(float *x, int64_t n) {
     EMB_DISPATCH(emb_softmax_ref(x, n), emb_softmax_avx2(x, n), emb_softmax_avx512(x, n));
+}
+
+/* The sgemm composition needs EMB_ATTN_Q_BLOCK x L scores; the fused kernel hd x L16 transposed
+   keys and 4 x L16 scores (L16: L rounded up to 16). */
+int64_t emb_attend_scratch(int64_t L, int64_t hd) {
+    const int64_t l16 = (L + 15) / 16 * 16, fused = (hd + 4) * l16, composed = EMB_ATTN_Q_BLOCK * L;
+    return ((fused > composed ? fused : composed) + 15) / 16 * 16;
+}
+
+void emb_attend(EMB_ATTEND_ARGS) {
+    EMB_DISPATCH(emb_attend_sgemm(nq, L, hd, scale, Q, ldq, K, ldk, V, ldv, out, ldo, scratch),
+                 emb_attend_sgemm(nq, L, hd, scale, Q, ldq, K, ldk, V, ldv, out, ldo, scratch),
+                 emb_attend_avx512(nq, L, hd, scale, Q, ldq, K, ldk, V, ldv, out, ldo, scratch));
 }
 
 float emb_dot(const float *x, const float *y, int64_t n) {

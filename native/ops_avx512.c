@@ -146,3 +146,132 @@ void emb_axpy_avx512(float *y, float a, const float *x, int64_t n) {
         _mm512_mask_storeu_ps(y + i, m, r);
     }
 }
+
+/* ---- attention ------------------------------------------------------------------------------ */
+
+/* dst row c (16 floats, rows ldd apart) = column c of the 16 x 16 block at src (rows lds apart);
+   source rows at or past `rows` read as zeros. Three rounds: 32-bit unpacks pair rows, 64-bit
+   unpacks gather four rows of one column per 128-bit lane, lane shuffles assemble the columns. */
+static void transpose16(const float *src, int64_t lds, int rows, float *dst, int64_t ldd) {
+    __m512 r[16], t[16], u[16];
+    for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_loadu_ps(src + i * lds) : _mm512_setzero_ps();
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    /* u[k + 4g], lane l: column k + 4l of rows 4g .. 4g+3. */
+    for (int g = 0; g < 4; g++) {
+        const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
+        u[0 + 4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[1 + 4 * g] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[2 + 4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[3 + 4 * g] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int k = 0; k < 4; k++) {
+        const __m512 x01 = _mm512_shuffle_f32x4(u[k], u[k + 4], 0x44), y01 = _mm512_shuffle_f32x4(u[k + 8], u[k + 12], 0x44);
+        const __m512 x23 = _mm512_shuffle_f32x4(u[k], u[k + 4], 0xEE), y23 = _mm512_shuffle_f32x4(u[k + 8], u[k + 12], 0xEE);
+        _mm512_store_ps(dst + (k + 0) * ldd, _mm512_shuffle_f32x4(x01, y01, 0x88));
+        _mm512_store_ps(dst + (k + 4) * ldd, _mm512_shuffle_f32x4(x01, y01, 0xDD));
+        _mm512_store_ps(dst + (k + 8) * ldd, _mm512_shuffle_f32x4(x23, y23, 0x88));
+        _mm512_store_ps(dst + (k + 12) * ldd, _mm512_shuffle_f32x4(x23, y23, 0xDD));
+    }
+}
+
+/* Scores of up to 4 query rows (q[r]; unused rows repeat row 0) against 32 keys' transposed
+   columns kt (hd rows, ldk apart), scaled, into s[r * lds]; `two` = 0 does only the first 16. */
+static inline void scores_4x32(const float *const q[4], const float *kt, int64_t ldk, int64_t hd, int two,
+                               float scale, float *s, int64_t lds) {
+    __m512 a00 = _mm512_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+    for (int64_t d = 0; d < hd; d++) {
+        const __m512 k0 = _mm512_load_ps(kt + d * ldk), k1 = two ? _mm512_load_ps(kt + d * ldk + 16) : k0;
+        __m512 b = _mm512_set1_ps(q[0][d]);
+        a00 = _mm512_fmadd_ps(b, k0, a00), a01 = _mm512_fmadd_ps(b, k1, a01);
+        b = _mm512_set1_ps(q[1][d]);
+        a10 = _mm512_fmadd_ps(b, k0, a10), a11 = _mm512_fmadd_ps(b, k1, a11);
+        b = _mm512_set1_ps(q[2][d]);
+        a20 = _mm512_fmadd_ps(b, k0, a20), a21 = _mm512_fmadd_ps(b, k1, a21);
+        b = _mm512_set1_ps(q[3][d]);
+        a30 = _mm512_fmadd_ps(b, k0, a30), a31 = _mm512_fmadd_ps(b, k1, a31);
+    }
+    const __m512 vs = _mm512_set1_ps(scale);
+    _mm512_store_ps(s, _mm512_mul_ps(a00, vs));
+    _mm512_store_ps(s + lds, _mm512_mul_ps(a10, vs));
+    _mm512_store_ps(s + 2 * lds, _mm512_mul_ps(a20, vs));
+    _mm512_store_ps(s + 3 * lds, _mm512_mul_ps(a30, vs));
+    if (two) {
+        _mm512_store_ps(s + 16, _mm512_mul_ps(a01, vs));
+        _mm512_store_ps(s + lds + 16, _mm512_mul_ps(a11, vs));
+        _mm512_store_ps(s + 2 * lds + 16, _mm512_mul_ps(a21, vs));
+        _mm512_store_ps(s + 3 * lds + 16, _mm512_mul_ps(a31, vs));
+    }
+}
+
+/* In place s[j] = exp(s[j] - max) for j < n; returns 1 / sum (>= 1 term is exp(0) = 1). */
+static float exp_row(float *s, int64_t n) {
+    __m512 vmax = _mm512_set1_ps(s[0]);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, s + i));
+    }
+    vmax = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + i), vmax));
+        _mm512_mask_storeu_ps(s + i, m, e);
+        acc = _mm512_mask_add_ps(acc, m, acc, e);
+    }
+    return 1.0f / _mm512_reduce_add_ps(acc);
+}
+
+/* out rows (up to 4) = inv[r] * sum_j e[r][j] V_j for 32 (or, two = 0, 16) values from column h. */
+static inline void pv_4x32(const float *e, int64_t lde, int rows, int64_t L, const float *V, int64_t ldv,
+                           int64_t h, int two, const float inv[4], float *out, int64_t ldo) {
+    __m512 o00 = _mm512_setzero_ps(), o01 = o00, o10 = o00, o11 = o00, o20 = o00, o21 = o00, o30 = o00, o31 = o00;
+    const float *e1 = e + (rows > 1 ? lde : 0), *e2 = e + (rows > 2 ? 2 * lde : 0), *e3 = e + (rows > 3 ? 3 * lde : 0);
+    for (int64_t j = 0; j < L; j++) {
+        const __m512 v0 = _mm512_loadu_ps(V + j * ldv + h), v1 = two ? _mm512_loadu_ps(V + j * ldv + h + 16) : v0;
+        __m512 b = _mm512_set1_ps(e[j]);
+        o00 = _mm512_fmadd_ps(b, v0, o00), o01 = _mm512_fmadd_ps(b, v1, o01);
+        b = _mm512_set1_ps(e1[j]);
+        o10 = _mm512_fmadd_ps(b, v0, o10), o11 = _mm512_fmadd_ps(b, v1, o11);
+        b = _mm512_set1_ps(e2[j]);
+        o20 = _mm512_fmadd_ps(b, v0, o20), o21 = _mm512_fmadd_ps(b, v1, o21);
+        b = _mm512_set1_ps(e3[j]);
+        o30 = _mm512_fmadd_ps(b, v0, o30), o31 = _mm512_fmadd_ps(b, v1, o31);
+    }
+    const __m512 acc[4][2] = {{o00, o01}, {o10, o11}, {o20, o21}, {o30, o31}};
+    for (int r = 0; r < rows; r++) {
+        const __m512 vi = _mm512_set1_ps(inv[r]);
+        _mm512_storeu_ps(out + r * ldo + h, _mm512_mul_ps(acc[r][0], vi));
+        if (two) _mm512_storeu_ps(out + r * ldo + h + 16, _mm512_mul_ps(acc[r][1], vi));
+    }
+}
+
+/* Fused attention: the head's keys are transposed once per call (hd x L16 in scratch), then query
+   rows go in blocks of 4 through scores (FMAs over the transposed keys, no horizontal sums),
+   exponentials, and the weighted sum of values, normalised at the end. Every row takes the same
+   steps whichever block it is in. */
+void emb_attend_avx512(EMB_ATTEND_ARGS) {
+    if (hd % 16 != 0 || nq <= 0 || L <= 0) {
+        emb_attend_sgemm(nq, L, hd, scale, Q, ldq, K, ldk, V, ldv, out, ldo, scratch);
+        return;
+    }
+    const int64_t l16 = (L + 15) / 16 * 16;
+    float *kt = scratch, *s = scratch + hd * l16;
+    for (int64_t j0 = 0; j0 < l16; j0 += 16)
+        for (int64_t d0 = 0; d0 < hd; d0 += 16)
+            transpose16(K + j0 * ldk + d0, ldk, L - j0 < 16 ? (int)(L - j0) : 16, kt + d0 * l16 + j0, l16);
+    for (int64_t i0 = 0; i0 < nq; i0 += 4) {
+        const int rows = nq - i0 < 4 ? (int)(nq - i0) : 4;
+        const float *q[4];
+        for (int r = 0; r < 4; r++) q[r] = Q + (i0 + (r < rows ? r : 0)) * ldq;
+        for (int64_t j0 = 0; j0 < l16; j0 += 32)
+            scores_4x32(q, kt + j0, l16, hd, j0 + 16 < l16, scale, s + j0, l16);
+        float inv[4] = {0, 0, 0, 0};
+        for (int r = 0; r < rows; r++) inv[r] = exp_row(s + r * l16, L);
+        for (int64_t h = 0; h < hd; h += 32)
+            pv_4x32(s, l16, rows, L, V, ldv, h, h + 16 < hd, inv, out + i0 * ldo, ldo);
+    }
+}

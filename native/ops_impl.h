@@ -23,4 +23,17 @@ EMB_OPS_DECLARE(avx2)
 EMB_OPS_DECLARE(avx512)
 #endif
 
+/* emb_attend's scalar reference; the composition of emb_sgemm_nt, emb_softmax and emb_sgemm_nn
+   that levels without a fused kernel run (query rows in blocks of EMB_ATTN_Q_BLOCK); the fused
+   AVX-512 kernel, which falls back to the composition when hd is not a multiple of 16. */
+#define EMB_ATTN_Q_BLOCK 64
+#define EMB_ATTEND_ARGS                                                                        \
+    int64_t nq, int64_t L, int64_t hd, float scale, const float *Q, int64_t ldq, const float *K, \
+        int64_t ldk, const float *V, int64_t ldv, float *out, int64_t ldo, float *scratch
+void emb_attend_ref(EMB_ATTEND_ARGS);
+void emb_attend_sgemm(EMB_ATTEND_ARGS);
+#if defined(__x86_64__)
+void emb_attend_avx512(EMB_ATTEND_ARGS);
+#endif
+
 #endif

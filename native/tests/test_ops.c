@@ -274,6 +274,71 @@ static void test_dispatch(const variant *v) {
     check(memcmp(tmp, tmp2, sizeof(float) * n) == 0, "emb_softmax dispatches", v->name, 0, 0);
 }
 
+/* emb_attend: the sgemm composition at every level this CPU runs and the fused AVX-512 kernel
+   against the scalar reference (1e-5 absolute; outputs are O(1)), on the packed QKV layout the
+   encoder uses; and a row's result must not depend on the rows that share its call (the encoder
+   splits query rows between threads). */
+#define ATT_MAXL 160
+#define ATT_MAXHD 64
+static float att_qkv[ATT_MAXL * 3 * 4 * ATT_MAXHD], att_out[ATT_MAXL * 4 * ATT_MAXHD],
+    att_want[ATT_MAXL * 4 * ATT_MAXHD], att_row[4 * ATT_MAXHD];
+static float att_scratch[64 * ATT_MAXL + (ATT_MAXHD + 4) * (ATT_MAXL + 16)] __attribute__((aligned(64)));
+
+static void test_attend(void) {
+    static const int64_t cases[][3] = {{1, 1, 32},  {3, 5, 32},    {7, 17, 32},  {12, 12, 32}, {47, 47, 32},
+                                       {5, 64, 64}, {9, 100, 64},  {33, 130, 16}, {4, 20, 48},  {6, 10, 24},
+                                       {70, 150, 32}, {2, 33, 64}};
+    typedef void (*attend_fn)(int64_t, int64_t, int64_t, float, const float *, int64_t, const float *, int64_t,
+                              const float *, int64_t, float *, int64_t, float *);
+    struct { const char *name; int level; attend_fn fn; } fns[] = {
+        {"sgemm", EMB_SIMD_SCALAR, emb_attend_sgemm},
+#if defined(__x86_64__)
+        {"avx512", EMB_SIMD_AVX512, emb_attend_avx512},
+#endif
+    };
+    const int detected = emb_simd_detect();
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int64_t nq = cases[c][0], L = cases[c][1], hd = cases[c][2], E = 4 * hd, ld = 3 * E;
+        if (emb_attend_scratch(L, hd) > (int64_t)(sizeof att_scratch / sizeof att_scratch[0])) {
+            check(0, "attend scratch size", "test", (double)emb_attend_scratch(L, hd), 0);
+            continue;
+        }
+        for (int64_t i = 0; i < L * ld; i++) att_qkv[i] = frand(-2.0f, 2.0f);
+        const float *Q = att_qkv + hd, *K = att_qkv + E + hd, *V = att_qkv + 2 * E + hd; /* head 1 */
+        const float scale = 1.0f / sqrtf((float)hd);
+        emb_attend_ref(nq, L, hd, scale, Q, ld, K, ld, V, ld, att_want, E, att_scratch);
+        for (size_t f = 0; f < sizeof fns / sizeof fns[0]; f++) {
+            if (fns[f].level != EMB_SIMD_SCALAR && (detected == EMB_SIMD_NEON || detected < fns[f].level)) continue;
+            const int levels[] = {EMB_SIMD_SCALAR, detected};
+            for (int li = 0; li < (fns[f].level == EMB_SIMD_SCALAR ? 2 : 1); li++) {
+                emb_simd_set(levels[li]); /* the composition's sgemm and softmax dispatch by level */
+                memset(att_out, 0, sizeof att_out);
+                fns[f].fn(nq, L, hd, scale, Q, ld, K, ld, V, ld, att_out, E, att_scratch);
+                double worst = 0;
+                for (int64_t i = 0; i < nq; i++)
+                    for (int64_t k = 0; k < hd; k++) {
+                        const double e = fabs(att_out[i * E + k] - att_want[i * E + k]);
+                        if (!(e <= worst)) worst = e;
+                    }
+                char what[96];
+                snprintf(what, sizeof what, "attend nq=%lld L=%lld hd=%lld (%s level)", (long long)nq, (long long)L,
+                         (long long)hd, emb_simd_name(levels[li]));
+                check(worst <= 1e-5, what, fns[f].name, worst, 1e-5);
+                /* Row by row: the same bits. */
+                int same = 1;
+                for (int64_t i = 0; i < nq; i++) {
+                    fns[f].fn(1, L, hd, scale, Q + i * ld, ld, K, ld, V, ld, att_row, E, att_scratch);
+                    if (memcmp(att_row, att_out + i * E, (size_t)hd * sizeof(float)) != 0) same = 0;
+                }
+                snprintf(what, sizeof what, "attend nq=%lld L=%lld hd=%lld one row at a time", (long long)nq, (long long)L,
+                         (long long)hd);
+                check(same, what, fns[f].name, same ? 0 : 1, 0);
+            }
+        }
+    }
+    emb_simd_set(emb_simd_detect());
+}
+
 int main(void) {
     const int detected = emb_simd_detect();
     const int initial = emb_simd_active();
@@ -291,6 +356,7 @@ int main(void) {
         test_edge_cases(v);
         test_dispatch(v);
     }
+    test_attend();
     emb_simd_set(initial);
     printf("test_ops: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
