@@ -141,7 +141,7 @@ int64_t emb_attend_scratch(int64_t L, int64_t hd) {
 
 void emb_attend(EMB_ATTEND_ARGS) {
     EMB_DISPATCH(emb_attend_sgemm(nq, L, hd, scale, Q, ldq, K, ldk, V, ldv, out, ldo, scratch),
-                 emb_attend_sgemm(nq, L, hd, scale, Q, ldq, K, ldk, V, ldv, out, ldo, scratch),
+                 emb_attend_avx2(nq, L, hd, scale, Q, ldq, K, ldk, V, ldv, out, ldo, scratch),
                  emb_attend_avx512(nq, L, hd, scale, Q, ldq, K, ldk, V, ldv, out, ldo, scratch));
 }
 

@@ -178,3 +178,123 @@ void emb_axpy_avx2(float *y, float a, const float *x, int64_t n) {
         _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += a * x[i];
 }
+
+/* ---- attention: emb_attend_avx512's steps at 8 lanes ---------------------------------------- */
+
+/* dst row c (8 floats, rows ldd apart) = column c of the 8 x 8 block at src (rows lds apart);
+   source rows at or past `rows` read as zeros. */
+static void transpose8(const float *src, int64_t lds, int rows, float *dst, int64_t ldd) {
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) r[i] = i < rows ? _mm256_loadu_ps(src + i * lds) : _mm256_setzero_ps();
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    /* u[k + 4g], lane l: column k + 4l of rows 4g .. 4g+3. */
+    for (int g = 0; g < 2; g++) {
+        u[0 + 4 * g] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[1 + 4 * g] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[2 + 4 * g] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[3 + 4 * g] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int k = 0; k < 4; k++) {
+        _mm256_store_ps(dst + k * ldd, _mm256_permute2f128_ps(u[k], u[k + 4], 0x20));
+        _mm256_store_ps(dst + (k + 4) * ldd, _mm256_permute2f128_ps(u[k], u[k + 4], 0x31));
+    }
+}
+
+/* Scores of up to 4 query rows (unused rows repeat row 0) against 16 keys' transposed columns kt
+   (hd rows, ldk apart), scaled, into s[r * lds]. */
+static inline void scores_4x16(const float *const q[4], const float *kt, int64_t ldk, int64_t hd, float scale,
+                               float *s, int64_t lds) {
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+    for (int64_t d = 0; d < hd; d++) {
+        const __m256 k0 = _mm256_load_ps(kt + d * ldk), k1 = _mm256_load_ps(kt + d * ldk + 8);
+        __m256 b = _mm256_broadcast_ss(q[0] + d);
+        a00 = _mm256_fmadd_ps(b, k0, a00), a01 = _mm256_fmadd_ps(b, k1, a01);
+        b = _mm256_broadcast_ss(q[1] + d);
+        a10 = _mm256_fmadd_ps(b, k0, a10), a11 = _mm256_fmadd_ps(b, k1, a11);
+        b = _mm256_broadcast_ss(q[2] + d);
+        a20 = _mm256_fmadd_ps(b, k0, a20), a21 = _mm256_fmadd_ps(b, k1, a21);
+        b = _mm256_broadcast_ss(q[3] + d);
+        a30 = _mm256_fmadd_ps(b, k0, a30), a31 = _mm256_fmadd_ps(b, k1, a31);
+    }
+    const __m256 vs = _mm256_set1_ps(scale);
+    const __m256 acc[4][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
+    for (int r = 0; r < 4; r++) {
+        _mm256_store_ps(s + r * lds, _mm256_mul_ps(acc[r][0], vs));
+        _mm256_store_ps(s + r * lds + 8, _mm256_mul_ps(acc[r][1], vs));
+    }
+}
+
+/* In place s[j] = exp(s[j] - max) for j < n; returns 1 / sum. */
+static float exp_row(float *s, int64_t n) {
+    float max = s[0];
+    int64_t i = 0;
+    if (n >= 8) {
+        __m256 m = _mm256_loadu_ps(s);
+        for (i = 8; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(s + i));
+        max = hmax8(m);
+    }
+    for (; i < n; i++)
+        if (s[i] > max) max = s[i];
+    const __m256 vmax = _mm256_set1_ps(max);
+    __m256 acc = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), vmax));
+        _mm256_storeu_ps(s + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float sum = hsum8(acc);
+    for (; i < n; i++) {
+        s[i] = expf(s[i] - max);
+        sum += s[i];
+    }
+    return 1.0f / sum;
+}
+
+/* out rows (up to 4) = inv[r] * sum_j e[r][j] V_j for 16 (or, two = 0, 8) values from column h. */
+static inline void pv_4x16(const float *e, int64_t lde, int rows, int64_t L, const float *V, int64_t ldv, int64_t h,
+                           int two, const float inv[4], float *out, int64_t ldo) {
+    __m256 o00 = _mm256_setzero_ps(), o01 = o00, o10 = o00, o11 = o00, o20 = o00, o21 = o00, o30 = o00, o31 = o00;
+    const float *e1 = e + (rows > 1 ? lde : 0), *e2 = e + (rows > 2 ? 2 * lde : 0), *e3 = e + (rows > 3 ? 3 * lde : 0);
+    for (int64_t j = 0; j < L; j++) {
+        const __m256 v0 = _mm256_loadu_ps(V + j * ldv + h), v1 = two ? _mm256_loadu_ps(V + j * ldv + h + 8) : v0;
+        __m256 b = _mm256_broadcast_ss(e + j);
+        o00 = _mm256_fmadd_ps(b, v0, o00), o01 = _mm256_fmadd_ps(b, v1, o01);
+        b = _mm256_broadcast_ss(e1 + j);
+        o10 = _mm256_fmadd_ps(b, v0, o10), o11 = _mm256_fmadd_ps(b, v1, o11);
+        b = _mm256_broadcast_ss(e2 + j);
+        o20 = _mm256_fmadd_ps(b, v0, o20), o21 = _mm256_fmadd_ps(b, v1, o21);
+        b = _mm256_broadcast_ss(e3 + j);
+        o30 = _mm256_fmadd_ps(b, v0, o30), o31 = _mm256_fmadd_ps(b, v1, o31);
+    }
+    const __m256 acc[4][2] = {{o00, o01}, {o10, o11}, {o20, o21}, {o30, o31}};
+    for (int r = 0; r < rows; r++) {
+        const __m256 vi = _mm256_set1_ps(inv[r]);
+        _mm256_storeu_ps(out + r * ldo + h, _mm256_mul_ps(acc[r][0], vi));
+        if (two) _mm256_storeu_ps(out + r * ldo + h + 8, _mm256_mul_ps(acc[r][1], vi));
+    }
+}
+
+void emb_attend_avx2(EMB_ATTEND_ARGS) {
+    if (hd % 8 != 0 || nq <= 0 || L <= 0) {
+        emb_attend_sgemm(nq, L, hd, scale, Q, ldq, K, ldk, V, ldv, out, ldo, scratch);
+        return;
+    }
+    const int64_t l16 = (L + 15) / 16 * 16;
+    float *kt = scratch, *s = scratch + hd * l16;
+    for (int64_t j0 = 0; j0 < l16; j0 += 8)
+        for (int64_t d0 = 0; d0 < hd; d0 += 8)
+            transpose8(K + j0 * ldk + d0, ldk, L - j0 < 8 ? (int)(L - j0 > 0 ? L - j0 : 0) : 8, kt + d0 * l16 + j0, l16);
+    for (int64_t i0 = 0; i0 < nq; i0 += 4) {
+        const int rows = nq - i0 < 4 ? (int)(nq - i0) : 4;
+        const float *q[4];
+        for (int r = 0; r < 4; r++) q[r] = Q + (i0 + (r < rows ? r : 0)) * ldq;
+        for (int64_t j0 = 0; j0 < l16; j0 += 16) scores_4x16(q, kt + j0, l16, hd, scale, s + j0, l16);
+        float inv[4] = {0, 0, 0, 0};
+        for (int r = 0; r < rows; r++) inv[r] = exp_row(s + r * l16, L);
+        for (int64_t h = 0; h < hd; h += 16)
+            pv_4x16(s, l16, rows, L, V, ldv, h, h + 8 < hd, inv, out + i0 * ldo, ldo);
+    }
+}

@@ -25,7 +25,8 @@ EMB_OPS_DECLARE(avx512)
 
 /* emb_attend's scalar reference; the composition of emb_sgemm_nt, emb_softmax and emb_sgemm_nn
    that levels without a fused kernel run (query rows in blocks of EMB_ATTN_Q_BLOCK); the fused
-   AVX-512 kernel, which falls back to the composition when hd is not a multiple of 16. */
+   AVX2 and AVX-512 kernels, which fall back to the composition when hd is not a multiple of their
+   vector width. */
 #define EMB_ATTN_Q_BLOCK 64
 #define EMB_ATTEND_ARGS                                                                        \
     int64_t nq, int64_t L, int64_t hd, float scale, const float *Q, int64_t ldq, const float *K, \
@@ -33,6 +34,7 @@ EMB_OPS_DECLARE(avx512)
 void emb_attend_ref(EMB_ATTEND_ARGS);
 void emb_attend_sgemm(EMB_ATTEND_ARGS);
 #if defined(__x86_64__)
+void emb_attend_avx2(EMB_ATTEND_ARGS);
 void emb_attend_avx512(EMB_ATTEND_ARGS);
 #endif
 

@@ -287,12 +287,13 @@ static float att_scratch[64 * ATT_MAXL + (ATT_MAXHD + 4) * (ATT_MAXL + 16)] __at
 static void test_attend(void) {
     static const int64_t cases[][3] = {{1, 1, 32},  {3, 5, 32},    {7, 17, 32},  {12, 12, 32}, {47, 47, 32},
                                        {5, 64, 64}, {9, 100, 64},  {33, 130, 16}, {4, 20, 48},  {6, 10, 24},
-                                       {70, 150, 32}, {2, 33, 64}};
+                                       {70, 150, 32}, {2, 33, 64},  {3, 9, 8},    {5, 7, 20}};
     typedef void (*attend_fn)(int64_t, int64_t, int64_t, float, const float *, int64_t, const float *, int64_t,
                               const float *, int64_t, float *, int64_t, float *);
     struct { const char *name; int level; attend_fn fn; } fns[] = {
         {"sgemm", EMB_SIMD_SCALAR, emb_attend_sgemm},
 #if defined(__x86_64__)
+        {"avx2", EMB_SIMD_AVX2, emb_attend_avx2},
         {"avx512", EMB_SIMD_AVX512, emb_attend_avx512},
 #endif
     };
