@@ -103,32 +103,39 @@ static inline float hmax8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-void emb_softmax_avx2(float *x, int64_t n) {
-    if (n <= 0) return;
-    float max = x[0];
+/* In place s[j] = exp(s[j] - max) for j < n; returns 1 / sum (one term is exp(0) = 1). Softmax
+   without its last pass: attention applies the 1 / sum to its weighted sums instead. */
+static float exp_row(float *s, int64_t n) {
+    float max = s[0];
     int64_t i = 0;
     if (n >= 8) {
-        __m256 m = _mm256_loadu_ps(x);
-        for (i = 8; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+        __m256 m = _mm256_loadu_ps(s);
+        for (i = 8; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(s + i));
         max = hmax8(m);
     }
     for (; i < n; i++)
-        if (x[i] > max) max = x[i];
+        if (s[i] > max) max = s[i];
     const __m256 vmax = _mm256_set1_ps(max);
     __m256 acc = _mm256_setzero_ps();
     for (i = 0; i + 8 <= n; i += 8) {
-        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
-        _mm256_storeu_ps(x + i, e);
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), vmax));
+        _mm256_storeu_ps(s + i, e);
         acc = _mm256_add_ps(acc, e);
     }
     float sum = hsum8(acc);
     for (; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
+        s[i] = expf(s[i] - max);
+        sum += s[i];
     }
-    const float inv = 1.0f / sum;
+    return 1.0f / sum;
+}
+
+void emb_softmax_avx2(float *x, int64_t n) {
+    if (n <= 0) return;
+    const float inv = exp_row(x, n);
     const __m256 vinv = _mm256_set1_ps(inv);
-    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
     for (; i < n; i++) x[i] *= inv;
 }
 
@@ -225,32 +232,6 @@ static inline void scores_4x16(const float *const q[4], const float *kt, int64_t
         _mm256_store_ps(s + r * lds, _mm256_mul_ps(acc[r][0], vs));
         _mm256_store_ps(s + r * lds + 8, _mm256_mul_ps(acc[r][1], vs));
     }
-}
-
-/* In place s[j] = exp(s[j] - max) for j < n; returns 1 / sum. */
-static float exp_row(float *s, int64_t n) {
-    float max = s[0];
-    int64_t i = 0;
-    if (n >= 8) {
-        __m256 m = _mm256_loadu_ps(s);
-        for (i = 8; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(s + i));
-        max = hmax8(m);
-    }
-    for (; i < n; i++)
-        if (s[i] > max) max = s[i];
-    const __m256 vmax = _mm256_set1_ps(max);
-    __m256 acc = _mm256_setzero_ps();
-    for (i = 0; i + 8 <= n; i += 8) {
-        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), vmax));
-        _mm256_storeu_ps(s + i, e);
-        acc = _mm256_add_ps(acc, e);
-    }
-    float sum = hsum8(acc);
-    for (; i < n; i++) {
-        s[i] = expf(s[i] - max);
-        sum += s[i];
-    }
-    return 1.0f / sum;
 }
 
 /* out rows (up to 4) = inv[r] * sum_j e[r][j] V_j for 16 (or, two = 0, 8) values from column h. */

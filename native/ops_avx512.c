@@ -75,22 +75,28 @@ void emb_tanh_avx512(float *x, int64_t n) {
     }
 }
 
-void emb_softmax_avx512(float *x, int64_t n) {
-    if (n <= 0) return;
-    __m512 vmax = _mm512_set1_ps(x[0]);
+/* In place s[j] = exp(s[j] - max) for j < n; returns 1 / sum (one term is exp(0) = 1). Softmax
+   without its last pass: attention applies the 1 / sum to its weighted sums instead. */
+static float exp_row(float *s, int64_t n) {
+    __m512 vmax = _mm512_set1_ps(s[0]);
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
-        vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, x + i));
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, s + i));
     }
     vmax = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
-        const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vmax));
-        _mm512_mask_storeu_ps(x + i, m, e);
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + i), vmax));
+        _mm512_mask_storeu_ps(s + i, m, e);
         acc = _mm512_mask_add_ps(acc, m, acc, e);
     }
-    const __m512 vinv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(acc));
+    return 1.0f / _mm512_reduce_add_ps(acc);
+}
+
+void emb_softmax_avx512(float *x, int64_t n) {
+    if (n <= 0) return;
+    const __m512 vinv = _mm512_set1_ps(exp_row(x, n));
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
         _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vinv));
@@ -205,24 +211,6 @@ static inline void scores_4x32(const float *const q[4], const float *kt, int64_t
         _mm512_store_ps(s + 2 * lds + 16, _mm512_mul_ps(a21, vs));
         _mm512_store_ps(s + 3 * lds + 16, _mm512_mul_ps(a31, vs));
     }
-}
-
-/* In place s[j] = exp(s[j] - max) for j < n; returns 1 / sum (>= 1 term is exp(0) = 1). */
-static float exp_row(float *s, int64_t n) {
-    __m512 vmax = _mm512_set1_ps(s[0]);
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
-        vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, s + i));
-    }
-    vmax = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
-        const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + i), vmax));
-        _mm512_mask_storeu_ps(s + i, m, e);
-        acc = _mm512_mask_add_ps(acc, m, acc, e);
-    }
-    return 1.0f / _mm512_reduce_add_ps(acc);
 }
 
 /* out rows (up to 4) = inv[r] * sum_j e[r][j] V_j for 32 (or, two = 0, 16) values from column h. */
