@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // threadPolicies counts the threads of process pid by scheduling policy (field 41 of
@@ -48,7 +50,16 @@ func TestServeThreadPolicies(t *testing.T) {
 	cmd := exec.Command(bin, "serve", "--config", cfgPath, "--host", "127.0.0.1", "--port", strconv.Itoa(port),
 		"--threads", "2")
 	cmd.Env = append(os.Environ(), "EMBEDD_LOG_LEVEL=warn")
-	if err := cmd.Start(); err != nil {
+	// The child inherits the policy of the thread that forks it, and this test process may already
+	// run SCHED_BATCH (bench-engine's tests apply it in process): fork from a thread set back to the
+	// normal policy, as a server started from a shell would be.
+	runtime.LockOSThread()
+	err := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_NORMAL}, 0)
+	if err == nil {
+		err = cmd.Start()
+	}
+	runtime.UnlockOSThread()
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
