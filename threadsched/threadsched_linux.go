@@ -67,7 +67,7 @@ func setBatch(id int) (bool, error) {
 		return false, nil
 	}
 	attr.Policy = unix.SCHED_BATCH
-	attr.Flags = 0
+	attr.Flags &= unix.SCHED_FLAG_RESET_ON_FORK // an unprivileged thread may not clear it
 	if err := unix.SchedSetAttr(id, attr, 0); err != nil {
 		if errors.Is(err, unix.ESRCH) {
 			return false, nil
