@@ -33,6 +33,11 @@ func mapFile(path string) ([]byte, func() error, error) {
 		return nil, nil, err
 	}
 	defer fd.Close() // the mapping stays valid after the descriptor closes
+	return mapOpen(fd, size, path)
+}
+
+// mapOpen maps size bytes of the open regular file fd (named path in errors) read-only.
+func mapOpen(fd *os.File, size int64, path string) ([]byte, func() error, error) {
 	if size == 0 {
 		// mmap refuses zero-length mappings; an empty image still gets Parse's clear error.
 		return []byte{}, nil, nil

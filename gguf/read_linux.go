@@ -30,7 +30,7 @@ func thpAvailable() (bool, string) {
 // readFile reads the file into an anonymous mapping aligned to and advised for huge pages. Where
 // the system has no transparent huge pages it maps the file instead (fresh 4 KB anonymous pages
 // would each cost a fault on top of the copy), and so it does for files over maxReadBytes and for
-// empty ones (mapFile's empty image gets Parse's clear error). The returned function releases the
+// empty ones (mapOpen's empty image gets Parse's clear error). The returned function releases the
 // memory.
 func readFile(path string) ([]byte, func() error, error) {
 	if ok, _ := thpAvailable(); !ok {
@@ -42,14 +42,14 @@ func readFile(path string) ([]byte, func() error, error) {
 	}
 	defer fd.Close()
 	if size == 0 || size > maxReadBytes {
-		return mapFile(path)
+		return mapOpen(fd, size, path)
 	}
 	// Two huge pages more than the file: the data starts on a huge-page boundary and the advised
 	// span ends on one.
 	raw, err := syscall.Mmap(-1, 0, int(size)+2*hugePage, syscall.PROT_READ|syscall.PROT_WRITE,
 		syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
 	if err != nil {
-		return mapFile(path)
+		return mapOpen(fd, size, path)
 	}
 	release := func() error { return syscall.Munmap(raw) }
 	skip := int((hugePage - uintptr(unsafe.Pointer(unsafe.SliceData(raw)))%hugePage) % hugePage)
