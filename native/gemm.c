@@ -68,6 +68,7 @@ void emb_matrix_free(emb_matrix *m) {
         free(m->rsum);
         free(m->wmin);
         free(m->bias);
+        free(m->panel_wmax);
     }
     memset(m, 0, sizeof *m);
 }
@@ -254,10 +255,12 @@ static int block_ints(int32_t type, const uint8_t *row, int64_t b, int8_t q[EMB_
 
 /* Buffer sizes of a packed matrix. */
 typedef struct {
-    int64_t data, scale, rsum, wmin, bias;
+    int64_t data, scale, rsum, wmin, bias, panel_wmax;
 } mat_sizes;
 
-static int sizes_for(int32_t kind, int32_t type, int64_t n, int64_t k, int64_t gguf_bytes, int has_bias, mat_sizes *s) {
+/* affine: some part's type is affine (the matrix then carries a wmin per (row, block), zero for
+   the rows of the other parts). gguf_bytes: the raw size, for EMB_MAT_BLOCKS. */
+static int sizes_for(int32_t kind, int affine, int64_t n, int64_t k, int64_t gguf_bytes, int has_bias, mat_sizes *s) {
     int64_t npad = emb_panels(n) * EMB_PANEL, kp = emb_i8_kp(k), nb = emb_i8_nb(k), nscale;
     memset(s, 0, sizeof *s);
     switch (kind) {
@@ -266,7 +269,8 @@ static int sizes_for(int32_t kind, int32_t type, int64_t n, int64_t k, int64_t g
             nscale > INT64_MAX / 8)
             return -1;
         s->scale = s->rsum = nscale * 4;
-        s->wmin = type_affine(type) ? nscale * 4 : 0;
+        s->wmin = affine ? nscale * 4 : 0;
+        s->panel_wmax = emb_panels(n);
         break;
     case EMB_MAT_F32:
         if (__builtin_mul_overflow(npad, k, &s->data) || s->data > INT64_MAX / 4) return -1;
@@ -286,8 +290,8 @@ static int64_t round64_i(int64_t x) { return (x + 63) & ~(int64_t)63; }
 /* Allocates the matrix's buffers, zeroed: all in the arena if it has room, else on the heap. */
 static int alloc_buffers(emb_matrix *m, emb_arena *arena, const mat_sizes *s) {
     int64_t total = 0;
-    const int64_t parts[5] = {s->data, s->scale, s->rsum, s->wmin, s->bias};
-    for (int i = 0; i < 5; i++) {
+    const int64_t parts[6] = {s->data, s->scale, s->rsum, s->wmin, s->bias, s->panel_wmax};
+    for (int i = 0; i < 6; i++) {
         if (parts[i] > INT64_MAX / 2 || total > INT64_MAX / 2) return -1;
         total += round64_i(parts[i]);
     }
@@ -303,6 +307,8 @@ static int alloc_buffers(emb_matrix *m, emb_arena *arena, const mat_sizes *s) {
         if (s->wmin) m->wmin = (float *)block;
         block += round64_i(s->wmin);
         if (s->bias) m->bias = (float *)block;
+        block += round64_i(s->bias);
+        if (s->panel_wmax) m->panel_wmax = block;
         return 0;
     }
     m->data = alloc64_zero(s->data);
@@ -310,29 +316,53 @@ static int alloc_buffers(emb_matrix *m, emb_arena *arena, const mat_sizes *s) {
     if (s->rsum) m->rsum = alloc64_zero(s->rsum);
     if (s->wmin) m->wmin = alloc64_zero(s->wmin);
     if (s->bias) m->bias = alloc64_zero(s->bias);
-    if (!m->data || (s->scale && !m->scale) || (s->rsum && !m->rsum) || (s->wmin && !m->wmin) || (s->bias && !m->bias))
+    if (s->panel_wmax) m->panel_wmax = alloc64_zero(s->panel_wmax);
+    if (!m->data || (s->scale && !m->scale) || (s->rsum && !m->rsum) || (s->wmin && !m->wmin) || (s->bias && !m->bias) ||
+        (s->panel_wmax && !m->panel_wmax))
         return -1;
     return 0;
 }
 
-static int pack_i8(emb_matrix *m, const uint8_t *w, int64_t row_bytes, char *err, size_t err_len) {
+/* Row r of a matrix packed from parts: the part's type and the row's bytes. */
+typedef struct {
+    const emb_matrix_part *parts;
+    int nparts;
+    int64_t k;
+} part_rows;
+
+static const uint8_t *part_row(const part_rows *pr, int64_t r, int32_t *type) {
+    for (int i = 0; i < pr->nparts; i++) {
+        if (r < pr->parts[i].n) {
+            *type = pr->parts[i].type;
+            return (const uint8_t *)pr->parts[i].w + r * emb_row_bytes(pr->parts[i].type, pr->k);
+        }
+        r -= pr->parts[i].n;
+    }
+    return NULL; /* unreachable: r < the parts' total, checked by the caller */
+}
+
+static int pack_i8(emb_matrix *m, const part_rows *pr, char *err, size_t err_len) {
     int64_t n = m->n, k = m->k, kp = emb_i8_kp(k), nb = emb_i8_nb(k);
-    /* The active level's dequantisation: every level gives the scalar reference's bits
-       (tests/test_quants.c), so the packed bytes do not depend on the level. */
-    const emb_type_traits *tr = emb_get_type_traits(m->type);
-    if (!tr || !tr->to_float) return set_err(err, err_len, "matrix: type %lld cannot be dequantised (n = %lld)", m->type, n);
     float *row = malloc((size_t)kp * sizeof *row);
     if (!row) return set_err(err, err_len, "matrix: out of memory packing %lld x %lld int8 weights", n, k);
     int8_t *data = m->data;
     for (int64_t r = 0; r < n; r++) {
-        const uint8_t *wr = w + r * row_bytes;
+        int32_t type = EMB_TYPE_F32;
+        const uint8_t *wr = part_row(pr, r, &type);
+        /* The active level's dequantisation: every level gives the scalar reference's bits
+           (tests/test_quants.c), so the packed bytes do not depend on the level. */
+        const emb_type_traits *tr = emb_get_type_traits(type);
+        if (!tr || !tr->to_float) {
+            free(row);
+            return set_err(err, err_len, "matrix: type %lld cannot be dequantised (row %lld)", type, r);
+        }
         int have_row = 0; /* dequantised lazily: exact blocks need no floats */
         int8_t *panel = data + (r / EMB_PANEL) * EMB_PANEL * kp;
         int64_t rr = r % EMB_PANEL, sidx0 = (r / EMB_PANEL) * nb * EMB_PANEL + rr;
         for (int64_t b = 0; b < nb; b++) {
             int8_t q[EMB_QB];
             float d, mn = 0.0f;
-            if (!block_ints(m->type, wr, b, q, &d, &mn)) {
+            if (!block_ints(type, wr, b, q, &d, &mn)) {
                 if (!have_row) {
                     tr->to_float(wr, row, k);
                     for (int64_t i = k; i < kp; i++) row[i] = 0.0f;
@@ -355,12 +385,12 @@ static int pack_i8(emb_matrix *m, const uint8_t *w, int64_t row_bytes, char *err
                 d = amax / 127.0f;
                 mn = 0.0f;
             }
-            int32_t sum = 0, wm = m->wmax;
+            int32_t sum = 0, wm = m->panel_wmax[r / EMB_PANEL];
             for (int i = 0; i < EMB_QB; i++) {
                 sum += q[i];
                 wm = abs(q[i]) > wm ? abs(q[i]) : wm;
             }
-            m->wmax = wm;
+            m->panel_wmax[r / EMB_PANEL] = (uint8_t)wm;
             /* 4 consecutive k of one row are contiguous in the panel */
             for (int g = 0; g < EMB_QB / 4; g++)
                 memcpy(panel + (b * (EMB_QB / 4) + g) * (EMB_PANEL * 4) + rr * 4, q + 4 * g, 4);
@@ -370,17 +400,22 @@ static int pack_i8(emb_matrix *m, const uint8_t *w, int64_t row_bytes, char *err
         }
     }
     free(row);
+    for (int64_t p = 0; p < emb_panels(n); p++) {
+        m->wmax = m->panel_wmax[p] > m->wmax ? m->panel_wmax[p] : m->wmax;
+        m->small_panels += m->panel_wmax[p] <= EMB_I8_SMALL_WMAX;
+    }
     return 0;
 }
 
-static int pack_f32(emb_matrix *m, const emb_type_traits *tr, const uint8_t *w, int64_t row_bytes,
-                    char *err, size_t err_len) {
+static int pack_f32(emb_matrix *m, const part_rows *pr, char *err, size_t err_len) {
     int64_t n = m->n, k = m->k;
     float *data = m->data;
     float *row = malloc((size_t)k * sizeof *row);
     if (!row) return set_err(err, err_len, "matrix: out of memory packing %lld x %lld float weights", n, k);
     for (int64_t r = 0; r < n; r++) {
-        tr->to_float(w + r * row_bytes, row, k);
+        int32_t type = EMB_TYPE_F32;
+        const uint8_t *wr = part_row(pr, r, &type);
+        emb_get_type_traits(type)->to_float(wr, row, k); /* checked by emb_matrix_init_parts_in */
         float *panel = data + (r / EMB_PANEL) * EMB_PANEL * k;
         int64_t rr = r % EMB_PANEL;
         for (int64_t i = 0; i < k; i++) panel[i * EMB_PANEL + rr] = row[i];
@@ -396,42 +431,63 @@ int emb_matrix_init(emb_matrix *m, int32_t kind, int32_t type, const void *w, in
 
 int emb_matrix_init_in(emb_matrix *m, emb_arena *arena, int32_t kind, int32_t type, const void *w,
                        int64_t n, int64_t k, const float *bias, char *err, size_t err_len) {
-    if (!m) return set_err(err, err_len, "matrix: NULL matrix", 0, 0);
-    memset(m, 0, sizeof *m);
-    if (!w) return set_err(err, err_len, "matrix: NULL weights (%lld x %lld)", n, k);
-    if (n <= 0 || k <= 0 || n > INT32_MAX || k > INT32_MAX)
-        return set_err(err, err_len, "matrix: bad shape %lld x %lld", n, k);
-    const emb_type_traits *tr = emb_get_type_traits(type);
-    if (!tr || !emb_type_supported(type))
-        return set_err(err, err_len, "matrix: unsupported weight type %lld (k = %lld)", type, k);
-    int64_t row_bytes = emb_row_bytes(type, k);
+    const emb_matrix_part part = {type, w, n};
+    return emb_matrix_init_parts_in(m, arena, kind, &part, 1, k, bias, err, err_len);
+}
+
+/* Checks one part against kind; adds its raw bytes to *total. */
+static int check_part(const emb_matrix_part *pt, int32_t kind, int64_t k, int64_t *total, char *err, size_t err_len) {
+    if (!pt->w) return set_err(err, err_len, "matrix: NULL weights (%lld x %lld)", pt->n, k);
+    if (pt->n <= 0 || pt->n > INT32_MAX) return set_err(err, err_len, "matrix: bad shape %lld x %lld", pt->n, k);
+    const emb_type_traits *tr = emb_get_type_traits(pt->type);
+    if (!tr || !emb_type_supported(pt->type))
+        return set_err(err, err_len, "matrix: unsupported weight type %lld (k = %lld)", pt->type, k);
+    int64_t row_bytes = emb_row_bytes(pt->type, k), bytes;
     if (row_bytes <= 0)
-        return set_err(err, err_len, "matrix: k = %lld is not a multiple of the block size of type %lld", k, type);
-    int64_t total;
-    if (__builtin_mul_overflow(row_bytes, n, &total))
-        return set_err(err, err_len, "matrix: %lld x %lld too large", n, k);
+        return set_err(err, err_len, "matrix: k = %lld is not a multiple of the block size of type %lld", k, pt->type);
+    if (__builtin_mul_overflow(row_bytes, pt->n, &bytes) || __builtin_add_overflow(*total, bytes, total))
+        return set_err(err, err_len, "matrix: %lld x %lld too large", pt->n, k);
     switch (kind) {
     case EMB_MAT_I8:
         break;
     case EMB_MAT_F32:
-        if (!tr->to_float) return set_err(err, err_len, "matrix: type %lld cannot be converted (n = %lld)", type, n);
+        if (!tr->to_float) return set_err(err, err_len, "matrix: type %lld cannot be converted (n = %lld)", pt->type, pt->n);
         break;
     case EMB_MAT_BLOCKS: {
         const emb_type_traits *vt = emb_get_type_traits(tr->vec_dot_type);
         if (!tr->vec_dot || !vt || !vt->from_float)
-            return set_err(err, err_len, "matrix: type %lld has no block dot kernel (n = %lld)", type, n);
+            return set_err(err, err_len, "matrix: type %lld has no block dot kernel (n = %lld)", pt->type, pt->n);
         if (vt->blck_elems <= 0 || k % vt->blck_elems != 0)
             return set_err(err, err_len, "matrix: k = %lld not a multiple of the activation block of type %lld", k, tr->vec_dot_type);
         break;
     }
     default:
-        return set_err(err, err_len, "matrix: unknown kind %lld (type %lld)", kind, type);
+        return set_err(err, err_len, "matrix: unknown kind %lld (type %lld)", kind, pt->type);
+    }
+    return 0;
+}
+
+int emb_matrix_init_parts_in(emb_matrix *m, emb_arena *arena, int32_t kind, const emb_matrix_part *parts,
+                             int nparts, int64_t k, const float *bias, char *err, size_t err_len) {
+    if (!m) return set_err(err, err_len, "matrix: NULL matrix", 0, 0);
+    memset(m, 0, sizeof *m);
+    if (!parts || nparts < 1) return set_err(err, err_len, "matrix: %lld parts", nparts, 0);
+    if (k <= 0 || k > INT32_MAX) return set_err(err, err_len, "matrix: bad shape %lld x %lld", parts[0].n, k);
+    int64_t n = 0, total = 0;
+    int affine = 0;
+    for (int i = 0; i < nparts; i++) {
+        if (check_part(&parts[i], kind, k, &total, err, err_len) != 0) return -1;
+        if (kind == EMB_MAT_BLOCKS && parts[i].type != parts[0].type)
+            return set_err(err, err_len, "matrix: block kernels need one type, got %lld and %lld", parts[0].type, parts[i].type);
+        n += parts[i].n;
+        if (n > INT32_MAX) return set_err(err, err_len, "matrix: bad shape %lld x %lld", n, k);
+        affine |= type_affine(parts[i].type);
     }
     mat_sizes sz;
-    if (sizes_for(kind, type, n, k, total, bias != NULL, &sz) != 0)
+    if (sizes_for(kind, affine, n, k, total, bias != NULL, &sz) != 0)
         return set_err(err, err_len, "matrix: %lld x %lld too large", n, k);
     m->kind = kind;
-    m->type = type;
+    m->type = parts[0].type;
     m->n = n;
     m->k = k;
     if (alloc_buffers(m, arena, &sz) != 0) {
@@ -439,17 +495,24 @@ int emb_matrix_init_in(emb_matrix *m, emb_arena *arena, int32_t kind, int32_t ty
         return set_err(err, err_len, "matrix: out of memory for %lld x %lld weights", n, k);
     }
     m->data_bytes = sz.data;
+    const part_rows pr = {parts, nparts, k};
     int rc = 0;
     switch (kind) {
     case EMB_MAT_I8:
-        rc = pack_i8(m, w, row_bytes, err, err_len);
+        rc = pack_i8(m, &pr, err, err_len);
         break;
     case EMB_MAT_F32:
-        rc = pack_f32(m, tr, w, row_bytes, err, err_len);
+        rc = pack_f32(m, &pr, err, err_len);
         break;
-    default:
-        memcpy(m->data, w, (size_t)total);
+    default: {
+        uint8_t *dst = m->data;
+        for (int i = 0; i < nparts; i++) {
+            const size_t bytes = (size_t)(emb_row_bytes(parts[i].type, k) * parts[i].n);
+            memcpy(dst, parts[i].w, bytes);
+            dst += bytes;
+        }
         break;
+    }
     }
     if (rc != 0) {
         emb_matrix_free(m);
@@ -808,7 +871,7 @@ void emb_matmul(emb_pool *p, const emb_matrix *W, const float *x, int64_t M, flo
     if (W->kind == EMB_MAT_I8) {
         t.offset = t.kern.i8_offset;
 #if defined(__x86_64__) || defined(_M_X64)
-        if (t.kern.i8 == emb_i8_kernel_avx2 && emb_i8_small_weights(W)) t.offset = 1;
+        if (t.kern.i8 == emb_i8_kernel_avx2 && emb_i8_avx2_offset(W)) t.offset = 1;
 #endif
         t.lda = emb_i8_lda(W->k);
         t.nb = emb_i8_nb(W->k);

@@ -31,7 +31,7 @@ typedef enum {
 
 typedef struct {
     int32_t kind;  /* emb_mat_kind */
-    int32_t type;  /* GGUF type the weights came from */
+    int32_t type;  /* GGUF type the weights came from (the first part's, if packed from parts) */
     int64_t n, k;  /* output rows, input features */
     void *data;    /* packed weights; layout private to gemm*.c */
     int64_t data_bytes;
@@ -40,6 +40,8 @@ typedef struct {
     float *wmin;     /* EMB_MAT_I8 from an affine type (Q4_1, Q5_1, Q4_K, Q5_K): each (row, 32-block)'s
                         offset, weight = q * scale + wmin, same layout; else NULL */
     int32_t wmax;    /* EMB_MAT_I8: the largest |int8 weight| (kernels pick tighter paths for small ones) */
+    uint8_t *panel_wmax; /* EMB_MAT_I8: the largest |int8 weight| of each 16-row panel; else NULL */
+    int32_t small_panels; /* EMB_MAT_I8: panels whose weights are within +-EMB_I8_SMALL_WMAX */
     float *bias;     /* n floats, or NULL */
     int32_t in_arena; /* 1: the buffers above belong to an emb_arena, emb_matrix_free leaves them */
 } emb_matrix;
@@ -75,6 +77,19 @@ int emb_matrix_init(emb_matrix *m, int32_t kind, int32_t type, const void *w, in
    arena is NULL, on the heap). */
 int emb_matrix_init_in(emb_matrix *m, emb_arena *arena, int32_t kind, int32_t type, const void *w,
                        int64_t n, int64_t k, const float *bias, char *err, size_t err_len);
+/* Rows of one GGUF type for emb_matrix_init_parts_in: n rows of k elements at w (the caller has
+   checked that w holds n * emb_row_bytes(type, k) bytes). */
+typedef struct {
+    int32_t type;
+    const void *w;
+    int64_t n;
+} emb_matrix_part;
+/* Packs the rows of parts[0..nparts) one after the other into one matrix (e.g. a layer's Q, K and
+   V, whose GGUF types may differ), each part's rows from its own type: the I8 kind keeps exact
+   integers wherever emb_matrix_init would. EMB_MAT_BLOCKS needs every part of one type. bias
+   holds the total row count of floats, or is NULL. */
+int emb_matrix_init_parts_in(emb_matrix *m, emb_arena *arena, int32_t kind, const emb_matrix_part *parts,
+                             int nparts, int64_t k, const float *bias, char *err, size_t err_len);
 void emb_matrix_free(emb_matrix *m);
 /* The kind the fast path uses for weights of this type: F32 for F32/F16/BF16, I8 otherwise. */
 int32_t emb_matrix_kind_for(int32_t type, int32_t weight_mode);

@@ -2,7 +2,7 @@
  * gemm_avx2.c - AVX2/FMA kernels: activation quantisation (per 32-block), the float FMA kernel
  * (6 rows x 16 outputs), the int8 kernel (maddubs of |a| with sign(w, a): values are in +-127, so
  * every pair sum is at most 2 * 127 * 127 < 32767, nothing saturates and the int32 sums of each
- * 32-block are exact; matrices whose weights are within +-16, i.e. from Q5_0/Q4_0, take a faster
+ * 32-block are exact; panels whose weights are within +-16, i.e. from Q5_0/Q4_0/Q4_K, take a faster
  * offset-activation path with int16 partial sums, see i8_tile_small), and the attention
  * sgemms. Scalar references: gemm.c. Layouts: gemm_impl.h.
  */
@@ -138,9 +138,11 @@ AI void affine_fold(__m256 fa[][2], int mr, const float *wm, const float *as, in
 }
 
 /* Per 32-block: exact int32 sums, then acc = fma(float(isum), ws * sa, acc) (the scalar
-   reference's float steps in its order; then the affine term, if any). 3 rows x 16 outputs: 6 int + 6 float accumulators. */
+   reference's float steps in its order; then the affine term, if any). 3 rows x 16 outputs: 6 int
+   + 6 float accumulators. OFF (a compile-time constant): the activations come offset (a + 128,
+   for the small-weights panels of the same matrix), flipped back to int8 per broadcast. */
 AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
-                int64_t m, int mr, int64_t p, const int AFF, float *y, const float *res) {
+                int64_t m, int mr, int64_t p, const int AFF, const int OFF, float *y, const float *res) {
     const int64_t n = W->n, kp = emb_i8_kp(W->k), nb = kp / EMB_QB;
     const int8_t *w = (const int8_t *)W->data + p * EMB_PANEL * kp;
     const float *ws = W->scale + p * nb * EMB_PANEL;
@@ -164,6 +166,7 @@ AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float 
                 int32_t a4;
                 memcpy(&a4, am + r * lda + g * 4, 4);
                 __m256i av = _mm256_set1_epi32(a4);
+                if (OFF) av = _mm256_xor_si256(av, _mm256_set1_epi8((char)0x80));
                 __m256i aabs = _mm256_abs_epi8(av);
                 __m256i s0 = _mm256_maddubs_epi16(aabs, _mm256_sign_epi8(w0, av));
                 __m256i s1 = _mm256_maddubs_epi16(aabs, _mm256_sign_epi8(w1, av));
@@ -192,8 +195,8 @@ AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float 
     }
 }
 
-/* Weights within +-EMB_I8_SMALL_WMAX (matrices from Q5_0 / Q4_0 blocks): the activations come
-   offset (a + 128, 1..255, as u8; emb_i8_offset_for), so maddubs multiplies them straight with the
+/* Weights within +-EMB_I8_SMALL_WMAX (panels from Q5_0, Q4_0, Q4_1 or Q4_K blocks): the activations come
+   offset (a + 128, 1..255, as u8; emb_i8_avx2_offset), so maddubs multiplies them straight with the
    int8 weights, no sign trick. A pair sum is at most 2 * 255 * 16 = 8160 and four k-groups summed
    in int16 at most 32640 < 32767, so nothing saturates; two madds per 32-block widen to int32,
    starting from rsum (-128 x the block's weight sum), which cancels the offset exactly. About
@@ -280,28 +283,38 @@ AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const 
                 _mm256_add_ps(f11, b1));
 }
 
+/* The sign-trick tiles of panel p over rows [m0, m1), in near-equal blocks of at most 3 rows. */
+AI void i8_panel(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
+                 int64_t m0, int64_t m1, int64_t p, const int AFF, const int OFF, float *y, const float *residual) {
+    const int64_t rows = m1 - m0, nblk = (rows + 2) / 3;
+    for (int64_t blk = 0, m = m0; blk < nblk; m += mr_of(rows, nblk, blk), blk++) {
+        switch (mr_of(rows, nblk, blk)) {
+        case 1: i8_tile(W, a, lda, sa, asum, m, 1, p, AFF, OFF, y, residual); break;
+        case 2: i8_tile(W, a, lda, sa, asum, m, 2, p, AFF, OFF, y, residual); break;
+        default: i8_tile(W, a, lda, sa, asum, m, 3, p, AFF, OFF, y, residual); break;
+        }
+    }
+}
+
 /* AFF: whether W is affine (W->wmin), a compile-time constant in each instantiation, so the plain
-   tiles carry no trace of the affine term. */
+   tiles carry no trace of the affine term. Each panel takes the small-weights path if its weights
+   allow (a matrix packed from parts of several types may mix both kinds of panel). */
 AI void i8_kernel(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                   int64_t m0, int64_t m1, int64_t p0, int64_t p1, const int AFF, float *y,
                   const float *residual) {
-    if (emb_i8_small_weights(W)) {
-        for (int64_t p = p0; p < p1; p++) {
-            int64_t m = m0;
-            for (; m + 2 <= m1; m += 2) i8_tile_small(W, a, lda, sa, asum, m, 2, p, AFF, y, residual);
-            if (m < m1) i8_tile_small(W, a, lda, sa, asum, m, 1, p, AFF, y, residual);
-        }
+    if (!emb_i8_avx2_offset(W)) {
+        for (int64_t p = p0; p < p1; p++) i8_panel(W, a, lda, sa, asum, m0, m1, p, AFF, 0, y, residual);
         return;
     }
-    const int64_t rows = m1 - m0, nblk = (rows + 2) / 3;
-    for (int64_t p = p0; p < p1; p++)
-        for (int64_t blk = 0, m = m0; blk < nblk; m += mr_of(rows, nblk, blk), blk++) {
-            switch (mr_of(rows, nblk, blk)) {
-            case 1: i8_tile(W, a, lda, sa, asum, m, 1, p, AFF, y, residual); break;
-            case 2: i8_tile(W, a, lda, sa, asum, m, 2, p, AFF, y, residual); break;
-            default: i8_tile(W, a, lda, sa, asum, m, 3, p, AFF, y, residual); break;
-            }
+    for (int64_t p = p0; p < p1; p++) {
+        if (!emb_i8_panel_small(W, p)) {
+            i8_panel(W, a, lda, sa, asum, m0, m1, p, AFF, 1, y, residual);
+            continue;
         }
+        int64_t m = m0;
+        for (; m + 2 <= m1; m += 2) i8_tile_small(W, a, lda, sa, asum, m, 2, p, AFF, y, residual);
+        if (m < m1) i8_tile_small(W, a, lda, sa, asum, m, 1, p, AFF, y, residual);
+    }
 }
 
 void emb_i8_kernel_avx2(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,

@@ -220,19 +220,26 @@ static int64_t matrix_bytes(const emb_matrix *w) {
     if (w->rsum) b += npad * nb * (int64_t)sizeof(int32_t);
     if (w->wmin) b += npad * nb * (int64_t)sizeof(float);
     if (w->bias) b += (w->kind == EMB_MAT_BLOCKS ? w->n : npad) * (int64_t)sizeof(float);
+    if (w->panel_wmax) b += npad / 16;
     return b;
 }
 
-static int init_matrix(loader *ld, emb_matrix *w, const char *name, int32_t kind, int32_t type,
-                       const void *data, int64_t n, int64_t k, const float *bias) {
+static int init_matrix_parts(loader *ld, emb_matrix *w, const char *name, int32_t kind, const emb_matrix_part *parts,
+                             int nparts, int64_t k, const float *bias) {
     char msg[256];
-    if (emb_matrix_init_in(w, &ld->m->arena, kind, type, data, n, k, bias, msg, sizeof msg) != 0) {
+    if (emb_matrix_init_parts_in(w, &ld->m->arena, kind, parts, nparts, k, bias, msg, sizeof msg) != 0) {
         memset(w, 0, sizeof *w);
         emb_set_err(ld->err, ld->err_len, "tensor %s: %s", name, msg);
         return -1;
     }
     ld->m->bytes += matrix_bytes(w);
     return 0;
+}
+
+static int init_matrix(loader *ld, emb_matrix *w, const char *name, int32_t kind, int32_t type,
+                       const void *data, int64_t n, int64_t k, const float *bias) {
+    const emb_matrix_part part = {type, data, n};
+    return init_matrix_parts(ld, w, name, kind, &part, 1, k, bias);
 }
 
 /* A linear layer: weight [k, n] (k inputs, n outputs) and bias [n]. The bias is required unless
@@ -267,20 +274,19 @@ static int load_linear_named(loader *ld, emb_matrix *w, const char *w_name, cons
 /* Q, K and V of a layer as one [3E] matrix, so one product over the batch yields all three. */
 static int load_qkv(loader *ld, emb_layer *L, int il) {
     const int64_t E = ld->hp->n_embd;
-    const char *parts[3] = {"attn_q", "attn_k", "attn_v"};
+    const char *names[3] = {"attn_q", "attn_k", "attn_v"};
     const emb_tensor *wt[3];
     char name[96];
     int rc = -1;
     float *bias = malloc((size_t)(3 * E) * sizeof(float));
-    void *fused = NULL;
     if (!bias) {
         emb_set_err(ld->err, ld->err_len, "layer %d qkv: out of memory", il);
         return -1;
     }
     for (int p = 0; p < 3; p++) {
-        snprintf(name, sizeof name, "blk.%d.%s.weight", il, parts[p]);
+        snprintf(name, sizeof name, "blk.%d.%s.weight", il, names[p]);
         if (!(wt[p] = require(ld, name, E, E))) goto done;
-        snprintf(name, sizeof name, "blk.%d.%s.bias", il, parts[p]);
+        snprintf(name, sizeof name, "blk.%d.%s.bias", il, names[p]);
         const emb_tensor *bt = require(ld, name, E, 1);
         if (!bt) goto done;
         float *b = to_floats(ld, bt, E);
@@ -289,44 +295,21 @@ static int load_qkv(loader *ld, emb_layer *L, int il) {
         free(b);
     }
     snprintf(name, sizeof name, "blk.%d.attn_qkv (fused)", il);
-    if (wt[0]->type == wt[1]->type && wt[1]->type == wt[2]->type) {
-        /* Same type: the rows simply follow each other. */
-        const uint64_t part = wt[0]->size;
-        if (!(fused = malloc((size_t)(3 * part)))) {
-            emb_set_err(ld->err, ld->err_len, "%s: out of memory", name);
-            goto done;
-        }
-        for (int p = 0; p < 3; p++) memcpy((uint8_t *)fused + p * part, wt[p]->data, (size_t)part);
-        rc = init_matrix(ld, &L->qkv, name, emb_matrix_kind_for(wt[0]->type, ld->hp->weight_mode),
-                         wt[0]->type, fused, 3 * E, E, bias);
-        goto done;
+    /* Each part packed from its own type (Q, K and V may differ, e.g. Q5_0 with a Q8_0 V): the
+       int8 kind keeps every part's exact integers. One type: that type's kind. Mixed types: int8
+       in the automatic mode if any part would be int8; floats for float parts or the block
+       kernels' mode (whose matrices hold one type). */
+    const emb_matrix_part parts[3] = {{wt[0]->type, wt[0]->data, E}, {wt[1]->type, wt[1]->data, E},
+                                      {wt[2]->type, wt[2]->data, E}};
+    int32_t kind = emb_matrix_kind_for(wt[0]->type, ld->hp->weight_mode);
+    if (wt[0]->type != wt[1]->type || wt[1]->type != wt[2]->type) {
+        kind = EMB_MAT_F32;
+        for (int p = 0; p < 3; p++)
+            if (ld->hp->weight_mode == EMB_WEIGHTS_AUTO && emb_matrix_kind_for(wt[p]->type, EMB_WEIGHTS_AUTO) != EMB_MAT_F32)
+                kind = EMB_MAT_I8;
     }
-    /* Mixed types: dequantise all three to float. The fast path re-quantises them to int8 rows as
-       it would each quantized part; float parts or the exact-weights mode keep floats. */
-    if (!(fused = malloc((size_t)(3 * E * E) * sizeof(float)))) {
-        emb_set_err(ld->err, ld->err_len, "%s: out of memory", name);
-        goto done;
-    }
-    int all_float = 1;
-    for (int p = 0; p < 3; p++) {
-        const emb_type_traits *tr = emb_get_type_traits(wt[p]->type);
-        if (!tr || !tr->to_float) {
-            emb_set_err(ld->err, ld->err_len, "tensor %s: no dequantisation for type %s", wt[p]->name,
-                    emb_type_name(wt[p]->type));
-            goto done;
-        }
-        const int64_t rb = emb_row_bytes(wt[p]->type, E);
-        for (int64_t r = 0; r < E; r++)
-            tr->to_float((const uint8_t *)wt[p]->data + r * rb, (float *)fused + (p * E + r) * E, E);
-        if (emb_matrix_kind_for(wt[p]->type, EMB_WEIGHTS_AUTO) != EMB_MAT_F32) all_float = 0;
-    }
-    int32_t kind = EMB_MAT_F32;
-    if (!all_float && ld->hp->weight_mode == EMB_WEIGHTS_AUTO) kind = EMB_MAT_I8;
-    rc = init_matrix(ld, &L->qkv, name, kind, EMB_TYPE_F32, fused, 3 * E, E, bias);
-    if (rc != 0 && kind != EMB_MAT_F32)
-        rc = init_matrix(ld, &L->qkv, name, EMB_MAT_F32, EMB_TYPE_F32, fused, 3 * E, E, bias);
+    rc = init_matrix_parts(ld, &L->qkv, name, kind, parts, 3, E, bias);
 done:
-    free(fused);
     free(bias);
     return rc;
 }

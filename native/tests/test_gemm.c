@@ -6,7 +6,7 @@
  *     (for I8 summed per 32-block of weights and activations),
  * for awkward shapes, all source weight types, every epilogue; the activation quantisation of every
  * level against the scalar one byte for byte; the lossless repack of Q8_0/Q5_0/Q4_0 and of the
- * affine Q4_1/Q5_1/Q4_K/Q5_K into I8; and
+ * affine Q4_1/Q5_1/Q4_K/Q5_K into I8; matrices packed from parts of several types; and
  * the attention sgemms against a naive double product.
  */
 #include <math.h>
@@ -441,6 +441,127 @@ static void test_errors(void) {
     emb_matrix_free(NULL);
 }
 
+/* Copies the outputs of columns [c0, c0 + nc) of y (M x n) to out (M x nc). */
+static void take_cols(const float *y, int64_t M, int64_t n, int64_t c0, int64_t nc, float *out) {
+    for (int64_t m = 0; m < M; m++) memcpy(out + m * nc, y + m * n + c0, (size_t)nc * sizeof(float));
+}
+
+/* A matrix packed from parts of several types (as a layer's Q, K and V may be): each part's rows
+   keep their exact integers (q * scale + wmin is the GGUF value), panels record their largest
+   weight, and at every level and thread count each part's outputs equal, bit for bit, those of
+   the part packed alone (so the AVX2 kernel's per-panel choice between its small-weights and
+   sign-trick paths, with offset activations flipped back for the latter, changes no result). Part
+   sizes are not multiples of 16, so panels mix rows of two types. */
+static void test_parts(emb_pool *pool) {
+    const int64_t k = 256, kp = emb_i8_kp(k), nb = emb_i8_nb(k);
+    const emb_matrix_part spec[3] = {{EMB_TYPE_Q5_0, NULL, 40}, {EMB_TYPE_Q8_0, NULL, 24}, {EMB_TYPE_Q4_K, NULL, 20}};
+    emb_matrix_part parts[3];
+    emb_matrix alone[3];
+    int64_t n = 0;
+    for (int i = 0; i < 3; i++) {
+        parts[i] = spec[i];
+        uint8_t *w = make_weights(spec[i].type, spec[i].n, k);
+        if (spec[i].type == EMB_TYPE_Q8_0) /* -128 is requantised, not kept: keep this test exact */
+            for (int64_t b = 0; b < spec[i].n * k / 32; b++)
+                for (int j = 0; j < 32; j++)
+                    if (((block_q8_0 *)w)[b].qs[j] == -128) ((block_q8_0 *)w)[b].qs[j] = -127;
+        parts[i].w = w;
+        n += spec[i].n;
+    }
+    float *bias = xmalloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) bias[i] = frand();
+    char err[256] = "";
+    emb_matrix W;
+    int ok = emb_matrix_init_parts_in(&W, NULL, EMB_MAT_I8, parts, 3, k, bias, err, sizeof err) == 0;
+    CHECK(ok, "parts -> i8: %s", err);
+    int64_t off = 0;
+    for (int i = 0; i < 3; i++) {
+        CHECK(emb_matrix_init(&alone[i], EMB_MAT_I8, parts[i].type, parts[i].w, parts[i].n, k, bias + off, err, sizeof err) == 0,
+              "%s alone -> i8: %s", emb_type_name(parts[i].type), err);
+        off += parts[i].n;
+    }
+    if (!ok) goto out;
+    CHECK(W.n == n && W.wmin != NULL, "parts -> i8: n %lld (want %lld), wmin %s (a part is affine)", (long long)W.n, (long long)n,
+          W.wmin ? "set" : "NULL");
+    /* Exact values, row by row against each part's GGUF dequantisation; largest |q| per panel. */
+    int bad = 0, small = 0, bad_pmax = 0;
+    int pmax[8] = {0};
+    off = 0;
+    for (int i = 0; i < 3; i++) {
+        const int64_t rb = emb_row_bytes(parts[i].type, k);
+        float *wd = xmalloc((size_t)k * sizeof(float));
+        for (int64_t r = 0; r < parts[i].n; r++) {
+            emb_get_type_traits_level(parts[i].type, EMB_SIMD_SCALAR)->to_float((const uint8_t *)parts[i].w + r * rb, wd, k);
+            const int64_t R = off + r;
+            for (int64_t j = 0; j < k; j++) {
+                const int8_t *panel = (const int8_t *)W.data + (R / 16) * 16 * kp;
+                int q = panel[(j / 4) * 64 + (R % 16) * 4 + j % 4];
+                int64_t si = (R / 16) * nb * 16 + (j / 32) * 16 + R % 16;
+                if ((float)q * W.scale[si] + W.wmin[si] != wd[j]) bad++;
+                pmax[R / 16] = abs(q) > pmax[R / 16] ? abs(q) : pmax[R / 16];
+            }
+        }
+        free(wd);
+        off += parts[i].n;
+    }
+    for (int64_t p = 0; p < emb_panels(n); p++) {
+        bad_pmax += W.panel_wmax[p] != pmax[p];
+        small += pmax[p] <= EMB_I8_SMALL_WMAX;
+    }
+    CHECK(bad == 0, "parts -> i8: %d values differ from their part's dequantisation", bad);
+    CHECK(bad_pmax == 0 && W.small_panels == small && small > 0 && small < emb_panels(n),
+          "parts -> i8: %d panels with a wrong largest |q|; %d small panels (want %d, some but not all)", bad_pmax,
+          (int)W.small_panels, small);
+    static const int64_t Ms[] = {1, 2, 3, 5, 7, 13};
+    const int64_t maxM = 13;
+    float *x = xmalloc((size_t)(maxM * k) * sizeof(float)), *y = xmalloc((size_t)(maxM * n) * sizeof(float));
+    float *ya = xmalloc((size_t)(maxM * n) * sizeof(float)), *yc = xmalloc((size_t)(maxM * n) * sizeof(float));
+    for (int64_t i = 0; i < maxM * k; i++) x[i] = frand() * (i % 97 == 0 ? 20.0f : 1.0f);
+    void *scratch = xmalloc(emb_matmul_scratch_bytes(&W, maxM));
+    int saved = emb_simd_active();
+    for (int level = EMB_SIMD_SCALAR; level <= EMB_SIMD_NEON; level++) {
+        if (emb_simd_set(level) != 0) continue;
+        for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++) {
+            const int64_t M = Ms[mi];
+            for (int pi = 0; pi < 2; pi++) {
+                emb_pool *p = pi ? pool : NULL;
+                emb_matmul(p, &W, x, M, y, NULL, EMB_EPI_NONE, scratch);
+                int diff = 0;
+                off = 0;
+                for (int i = 0; i < 3; i++) {
+                    emb_matmul(p, &alone[i], x, M, ya, NULL, EMB_EPI_NONE, scratch);
+                    take_cols(y, M, n, off, parts[i].n, yc);
+                    for (int64_t j = 0; j < M * parts[i].n; j++) diff += !(yc[j] == ya[j]);
+                    off += parts[i].n;
+                }
+                CHECK(diff == 0, "parts -> i8 level=%s M=%lld threads=%d: %d outputs differ from the parts packed alone",
+                      emb_simd_name(level), (long long)M, p ? emb_pool_threads(p) : 1, diff);
+            }
+        }
+    }
+    emb_simd_set(saved);
+    free(scratch);
+    free(x);
+    free(y);
+    free(ya);
+    free(yc);
+    emb_matrix_free(&W);
+    /* Errors: no parts, a part without weights, block kernels over two types. */
+    CHECK(emb_matrix_init_parts_in(&W, NULL, EMB_MAT_I8, parts, 0, k, NULL, err, sizeof err) == -1 && err[0], "0 parts accepted");
+    emb_matrix_part holed[2] = {parts[0], {EMB_TYPE_Q5_0, NULL, 4}};
+    err[0] = 0;
+    CHECK(emb_matrix_init_parts_in(&W, NULL, EMB_MAT_I8, holed, 2, k, NULL, err, sizeof err) == -1 && err[0], "a part with NULL weights accepted");
+    err[0] = 0;
+    CHECK(emb_matrix_init_parts_in(&W, NULL, EMB_MAT_BLOCKS, parts, 2, k, NULL, err, sizeof err) == -1 && err[0],
+          "block kernels over Q5_0 and Q8_0 parts accepted");
+out:
+    for (int i = 0; i < 3; i++) {
+        emb_matrix_free(&alone[i]);
+        free((void *)parts[i].w);
+    }
+    free(bias);
+}
+
 int main(void) {
     char err[256];
     emb_pool *pool = emb_pool_create(2, err, sizeof err), *pool3 = emb_pool_create(3, err, sizeof err);
@@ -468,6 +589,7 @@ int main(void) {
         }
     test_quant_rows();
     test_lossless_repack();
+    test_parts(pool);
     test_sgemm();
     test_errors();
     emb_pool_free(pool);
