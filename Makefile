@@ -1,7 +1,7 @@
 # embedd build. `make build` -> bin/embedd, `make test` -> C tests + go vet + go test, `make run`
 # -> serve the bundled model on port 7860, `make bench` -> benchmarks.
 #
-# The native core is compiled once per instruction set: foo_avx2.c, foo_avx512.c, foo_avx512vnni.c
+# The native core is compiled once per instruction set: foo_avx2.c, foo_avxvnni.c, foo_avx512.c, foo_avx512vnni.c
 # and foo_neon.c get their ISA's flags and are chosen at run time by CPU detection; everything else is
 # plain C11 for the baseline of the architecture. Never -march=native.
 
@@ -16,15 +16,16 @@ CFLAGS_BASE := -std=c11 -O3 -g -Wall -Wextra -Wno-unused-parameter -Wshadow -fPI
 FLAGS_AVX2       := -mavx2 -mfma -mf16c -mbmi2
 FLAGS_AVX512     := $(FLAGS_AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512dq
 FLAGS_AVX512VNNI := $(FLAGS_AVX512) -mavx512vnni
+FLAGS_AVXVNNI    := $(FLAGS_AVX2) -mavxvnni
 FLAGS_NEON       :=
 
 NATIVE_SRC := $(wildcard native/*.c)
 ifeq ($(ARCH),x86_64)
   NATIVE_SRC := $(filter-out %_neon.c,$(NATIVE_SRC))
 else ifeq ($(ARCH),aarch64)
-  NATIVE_SRC := $(filter-out %_avx2.c %_avx512.c %_avx512vnni.c,$(NATIVE_SRC))
+  NATIVE_SRC := $(filter-out %_avx2.c %_avx512.c %_avx512vnni.c %_avxvnni.c,$(NATIVE_SRC))
 else
-  NATIVE_SRC := $(filter-out %_neon.c %_avx2.c %_avx512.c %_avx512vnni.c,$(NATIVE_SRC))
+  NATIVE_SRC := $(filter-out %_neon.c %_avx2.c %_avx512.c %_avx512vnni.c %_avxvnni.c,$(NATIVE_SRC))
 endif
 NATIVE_OBJ := $(patsubst native/%.c,$(BUILD)/%.o,$(NATIVE_SRC))
 NATIVE_HDR := $(wildcard native/*.h)
@@ -46,6 +47,8 @@ $(BUILD)/%_avx512.o: native/%_avx512.c $(NATIVE_HDR) | $(BUILD)
 	$(CC) $(CFLAGS_BASE) $(FLAGS_AVX512) -c $< -o $@
 $(BUILD)/%_avx512vnni.o: native/%_avx512vnni.c $(NATIVE_HDR) | $(BUILD)
 	$(CC) $(CFLAGS_BASE) $(FLAGS_AVX512VNNI) -c $< -o $@
+$(BUILD)/%_avxvnni.o: native/%_avxvnni.c $(NATIVE_HDR) | $(BUILD)
+	$(CC) $(CFLAGS_BASE) $(FLAGS_AVXVNNI) -c $< -o $@
 $(BUILD)/%_neon.o: native/%_neon.c $(NATIVE_HDR) | $(BUILD)
 	$(CC) $(CFLAGS_BASE) $(FLAGS_NEON) -c $< -o $@
 $(BUILD)/%.o: native/%.c $(NATIVE_HDR) | $(BUILD)

@@ -483,7 +483,7 @@ func (c *Context) Encode(p *Pool, b Batch, out []float32) error {
 	return nil
 }
 
-// DetectedSIMD names the best SIMD level this CPU supports ("avx512vnni", "avx2", "neon", ...).
+// DetectedSIMD names the best SIMD level this CPU supports ("avx512vnni", "avxvnni", "avx2", "neon", ...).
 func DetectedSIMD() string { return C.GoString(C.emb_simd_name(C.emb_simd_detect())) }
 
 // ActiveSIMD names the SIMD level the kernels currently use.
@@ -494,7 +494,7 @@ func ActiveSIMD() string {
 }
 
 // simdLevels are all levels the core knows.
-var simdLevels = []C.int{C.EMB_SIMD_SCALAR, C.EMB_SIMD_AVX2, C.EMB_SIMD_AVX512, C.EMB_SIMD_AVX512VNNI, C.EMB_SIMD_NEON}
+var simdLevels = []C.int{C.EMB_SIMD_SCALAR, C.EMB_SIMD_AVX2, C.EMB_SIMD_AVXVNNI, C.EMB_SIMD_AVX512, C.EMB_SIMD_AVX512VNNI, C.EMB_SIMD_NEON}
 
 // SetSIMD forces the kernels to the named level ("scalar", "avx2", ...). It waits for running
 // encodes to finish and fails if the name is unknown or the CPU cannot run that level.
@@ -513,17 +513,15 @@ func SetSIMD(name string) error {
 	return fmt.Errorf("set SIMD: unknown level %q", name)
 }
 
-// SIMDLevels lists the levels this CPU can run, from scalar up to the detected one.
+// SIMDLevels lists the levels this CPU can run, from scalar up to the detected one (last). A CPU
+// with AVX-512 may also run the AVX-VNNI level, listed after AVX2.
 func SIMDLevels() []string {
 	detected := C.emb_simd_detect()
-	out := []string{C.GoString(C.emb_simd_name(C.EMB_SIMD_SCALAR))}
-	if detected == C.EMB_SIMD_NEON {
-		return append(out, C.GoString(C.emb_simd_name(C.EMB_SIMD_NEON)))
-	}
-	for _, l := range []C.int{C.EMB_SIMD_AVX2, C.EMB_SIMD_AVX512, C.EMB_SIMD_AVX512VNNI} {
-		if l <= detected {
+	var out []string
+	for _, l := range simdLevels {
+		if l != detected && C.emb_simd_can_run(l) != 0 {
 			out = append(out, C.GoString(C.emb_simd_name(l)))
 		}
 	}
-	return out
+	return append(out, C.GoString(C.emb_simd_name(detected)))
 }

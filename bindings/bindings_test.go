@@ -225,7 +225,7 @@ func TestSIMDLevels(t *testing.T) {
 			t.Errorf("SetSIMD(%q) accepted", l)
 		}
 	}
-	all := []string{"scalar", "avx2", "avx512", "avx512vnni", "neon"}
+	all := []string{"scalar", "avx2", "avxvnni", "avx512", "avx512vnni", "neon"}
 	for _, l := range all {
 		if !slices.Contains(levels, l) {
 			if err := SetSIMD(l); err == nil {

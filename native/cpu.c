@@ -4,7 +4,10 @@
  * x86-64: CPUID says what the processor implements and XGETBV says which register state the OS
  * saves on context switch; a level counts only when both agree. The AVX2 level also requires FMA,
  * F16C and BMI2 because the Makefile compiles *_avx2.c with -mfma -mf16c -mbmi2, so the compiler
- * may emit those instructions anywhere in those files. arm64: Advanced SIMD is architectural.
+ * may emit those instructions anywhere in those files. The levels are not one ladder: AVX-VNNI
+ * (the VEX form of VPDPBUSD, on Intel's cores without AVX-512 since Alder Lake, and on Zen 5) is
+ * an AVX2 level of its own, which an AVX-512 CPU may or may not also run. arm64: Advanced SIMD is
+ * architectural.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -24,6 +27,8 @@ static unsigned long long read_xcr0(void) {
     return ((unsigned long long)hi << 32) | lo;
 }
 
+static int g_has_avxvnni; /* set by detect: AVX2 level and CPUID.(7,1):EAX[4] */
+
 static int detect(void) {
     unsigned int a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return EMB_SIMD_SCALAR;
@@ -36,17 +41,25 @@ static int detect(void) {
     int avx2 = (b >> 5) & 1, bmi2 = (b >> 8) & 1;
     if (!(avx2 && fma && f16c && bmi2)) return EMB_SIMD_SCALAR;
     int level = EMB_SIMD_AVX2;
+    const unsigned int ext_c = c;
+    unsigned int a1 = 0, b1, c1, d1;
+    if (a >= 1) __cpuid_count(7, 1, a1, b1, c1, d1); /* a: leaf 7's highest subleaf */
+    (void)b1, (void)c1, (void)d1;
+    g_has_avxvnni = (a1 >> 4) & 1;
+    if (g_has_avxvnni) level = EMB_SIMD_AVXVNNI;
     int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
     int zmm_state = (xcr0 & 0xe0) == 0xe0; /* opmask, ZMM0-15 upper halves, ZMM16-31 */
     if (f && dq && bw && vl && zmm_state) {
         level = EMB_SIMD_AVX512;
-        if ((c >> 11) & 1) level = EMB_SIMD_AVX512VNNI;
+        if ((ext_c >> 11) & 1) level = EMB_SIMD_AVX512VNNI;
     }
     return level;
 }
 #elif defined(__aarch64__)
+static const int g_has_avxvnni = 0;
 static int detect(void) { return EMB_SIMD_NEON; }
 #else
+static const int g_has_avxvnni = 0;
 static int detect(void) { return EMB_SIMD_SCALAR; }
 #endif
 
@@ -54,19 +67,23 @@ static int g_detected;
 static _Atomic int g_active;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-/* Whether this CPU can run `level`: scalar always; otherwise a level of this architecture's ladder
-   at or below the detected one. */
+/* Whether this CPU can run `level`: scalar always; neon on arm64; on x86-64 AVX2 with any AVX
+   level detected, AVX-VNNI where its CPUID bit is set, AVX-512 up to the detected one. */
 static int can_run(int level, int detected) {
-    if (level == EMB_SIMD_SCALAR) return 1;
-    if (detected == EMB_SIMD_NEON) return level == EMB_SIMD_NEON;
-    if (level >= EMB_SIMD_AVX2 && level <= EMB_SIMD_AVX512VNNI) return level <= detected;
-    return 0;
+    switch (level) {
+    case EMB_SIMD_SCALAR: return 1;
+    case EMB_SIMD_NEON: return detected == EMB_SIMD_NEON;
+    case EMB_SIMD_AVX2: return detected != EMB_SIMD_SCALAR && detected != EMB_SIMD_NEON;
+    case EMB_SIMD_AVXVNNI: return g_has_avxvnni;
+    case EMB_SIMD_AVX512:
+    case EMB_SIMD_AVX512VNNI: return (detected == EMB_SIMD_AVX512 || detected == EMB_SIMD_AVX512VNNI) && level <= detected;
+    default: return 0;
+    }
 }
 
 static int level_from_name(const char *s) {
-    static const char *names[] = {"scalar", "avx2", "avx512", "avx512vnni", "neon"};
-    for (int i = 0; i < 5; i++)
-        if (strcmp(s, names[i]) == 0) return i;
+    for (int i = 0; i < EMB_SIMD_N_LEVELS; i++)
+        if (strcmp(s, emb_simd_name(i)) == 0) return i;
     return -1;
 }
 
@@ -98,6 +115,11 @@ int emb_simd_active(void) {
     return atomic_load_explicit(&g_active, memory_order_relaxed);
 }
 
+int emb_simd_can_run(int level) {
+    pthread_once(&g_once, init_active);
+    return can_run(level, g_detected);
+}
+
 int emb_simd_set(int level) {
     pthread_once(&g_once, init_active);
     if (!can_run(level, g_detected)) return -1;
@@ -112,6 +134,7 @@ const char *emb_simd_name(int level) {
     case EMB_SIMD_AVX512: return "avx512";
     case EMB_SIMD_AVX512VNNI: return "avx512vnni";
     case EMB_SIMD_NEON: return "neon";
+    case EMB_SIMD_AVXVNNI: return "avxvnni";
     default: return "unknown";
     }
 }

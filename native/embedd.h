@@ -61,18 +61,23 @@ typedef enum {
     EMB_SIMD_AVX512 = 2,     /* AVX-512 F/BW/VL/DQ */
     EMB_SIMD_AVX512VNNI = 3, /* AVX-512 + VNNI */
     EMB_SIMD_NEON = 4,       /* arm64 Advanced SIMD (+ dotprod where present) */
+    EMB_SIMD_AVXVNNI = 5,    /* AVX2 + AVX-VNNI (VPDPBUSD on 256 bits, CPUs without AVX-512) */
+    EMB_SIMD_N_LEVELS = 6
 } emb_simd;
 
-/* The best level this CPU supports. */
+/* The best level this CPU supports. Not every level below it need run: a CPU with AVX-512 may lack
+   AVX-VNNI, so ask emb_simd_can_run. */
 int emb_simd_detect(void);
+/* 1 if this CPU can run `level`, else 0. */
+int emb_simd_can_run(int level);
 /* The level kernels currently dispatch to. At first use it is the detected level, or the one named
-   by the environment variable EMBEDD_SIMD (scalar|avx2|avx512|avx512vnni|neon) if that is lower or
-   equal; a name the CPU cannot run is ignored with the detected level kept. */
+   by the environment variable EMBEDD_SIMD (scalar|avx2|avxvnni|avx512|avx512vnni|neon) if this CPU
+   can run it; a name the CPU cannot run is ignored with the detected level kept. */
 int emb_simd_active(void);
 /* Forces a level; returns 0, or -1 if this CPU cannot run it (the active level is unchanged).
    Must not be called while any emb_encode is running. */
 int emb_simd_set(int level);
-/* "scalar", "avx2", "avx512", "avx512vnni", "neon", or "unknown". */
+/* "scalar", "avx2", "avx512", "avx512vnni", "neon", "avxvnni", or "unknown". */
 const char *emb_simd_name(int level);
 
 /* ---- Models ------------------------------------------------------------------------------- */

@@ -652,6 +652,9 @@ static emb_kernels kernels_for(int level) {
     case EMB_SIMD_AVX2:
         k = (emb_kernels){emb_quant_row_avx2, emb_i8_kernel_avx2, 0, emb_f32_kernel_avx2};
         break;
+    case EMB_SIMD_AVXVNNI:
+        k = (emb_kernels){emb_quant_row_avx2, emb_i8_kernel_avxvnni, 1, emb_f32_kernel_avx2};
+        break;
     default:
         break;
     }
@@ -672,7 +675,7 @@ void emb_sgemm_nt(int64_t M, int64_t N, int64_t K, float alpha, const float *A, 
         emb_sgemm_nt_avx512(M, N, K, alpha, A, lda, B, ldb, C, ldc);
         return;
     }
-    if (level == EMB_SIMD_AVX2) {
+    if (level == EMB_SIMD_AVX2 || level == EMB_SIMD_AVXVNNI) {
         emb_sgemm_nt_avx2(M, N, K, alpha, A, lda, B, ldb, C, ldc);
         return;
     }
@@ -694,7 +697,7 @@ void emb_sgemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, 
         emb_sgemm_nn_avx512(M, N, K, A, lda, B, ldb, C, ldc);
         return;
     }
-    if (level == EMB_SIMD_AVX2) {
+    if (level == EMB_SIMD_AVX2 || level == EMB_SIMD_AVXVNNI) {
         emb_sgemm_nn_avx2(M, N, K, A, lda, B, ldb, C, ldc);
         return;
     }

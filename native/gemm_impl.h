@@ -107,6 +107,9 @@ void emb_sgemm_nn_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_
 void emb_i8_kernel_avx512vnni(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                               int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                               const float *residual);
+/* The same contract on 256-bit AVX-VNNI. */
+void emb_i8_kernel_avxvnni(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
+                           int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y, const float *residual);
 #endif
 
 #if defined(__aarch64__)

@@ -104,7 +104,7 @@ void emb_attend_sgemm(EMB_ATTEND_ARGS) {
         const int level_ = emb_simd_active();                                                  \
         if (level_ == EMB_SIMD_AVX512 || level_ == EMB_SIMD_AVX512VNNI) {                      \
             call_avx512;                                                                       \
-        } else if (level_ == EMB_SIMD_AVX2) {                                                  \
+        } else if (level_ == EMB_SIMD_AVX2 || level_ == EMB_SIMD_AVXVNNI) {                    \
             call_avx2;                                                                         \
         } else {                                                                               \
             call_ref;                                                                          \

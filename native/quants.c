@@ -551,7 +551,7 @@ static void q6_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
 /* ---- traits tables --------------------------------------------------------------------------- */
 
 #define EMB_N_TYPES 31 /* highest type id (BF16 = 30) + 1 */
-#define EMB_N_LEVELS 5
+#define EMB_N_LEVELS EMB_SIMD_N_LEVELS
 
 static emb_type_traits g_traits[EMB_N_LEVELS][EMB_N_TYPES];
 static int g_level_built[EMB_N_LEVELS];
@@ -608,6 +608,9 @@ static void build_tables(void) {
     memcpy(g_traits[EMB_SIMD_AVX512VNNI], g_traits[EMB_SIMD_AVX512], sizeof g_traits[0]);
     emb_quants_setup_avx512vnni(g_traits[EMB_SIMD_AVX512VNNI], EMB_N_TYPES);
     g_level_built[EMB_SIMD_AVX512VNNI] = 1;
+    /* AVX-VNNI changes the int8 matrix kernel only: the block kernels are AVX2's */
+    memcpy(g_traits[EMB_SIMD_AVXVNNI], g_traits[EMB_SIMD_AVX2], sizeof g_traits[0]);
+    g_level_built[EMB_SIMD_AVXVNNI] = 1;
 #endif
 #if defined(__aarch64__)
     memcpy(g_traits[EMB_SIMD_NEON], s, sizeof g_traits[0]);
@@ -621,10 +624,7 @@ const emb_type_traits *emb_get_type_traits_level(int32_t type, int level) {
     pthread_once(&g_traits_once, build_tables);
     if (!g_level_built[level]) return NULL;
     /* a level this CPU cannot run would fault on its first instruction: refuse it */
-    int det = emb_simd_detect();
-    int runnable = level == EMB_SIMD_SCALAR || level == det ||
-                   (det != EMB_SIMD_NEON && level != EMB_SIMD_NEON && level < det);
-    if (!runnable) return NULL;
+    if (!emb_simd_can_run(level)) return NULL;
     const emb_type_traits *t = &g_traits[level][type];
     return t->to_float ? t : NULL;
 }

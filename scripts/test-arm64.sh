@@ -18,7 +18,7 @@ done
 rm -rf "$OUT" && mkdir -p "$OUT/tests"
 objs=()
 for src in native/*.c; do
-    case "$src" in *_avx2.c|*_avx512.c|*_avx512vnni.c) continue ;; esac
+    case "$src" in *_avx2.c|*_avx512.c|*_avx512vnni.c|*_avxvnni.c) continue ;; esac
     obj="$OUT/$(basename "${src%.c}").o"
     $CC $CFLAGS -c "$src" -o "$obj"
     objs+=("$obj")

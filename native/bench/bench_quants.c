@@ -23,10 +23,10 @@ int main(void) {
     float *f = malloc((size_t)n * 4), *src = malloc((size_t)n * 4);
     if (!w || !a || !f || !src) return 1;
     for (int64_t i = 0; i < n; i++) src[i] = (float)((i * 7919) % 2001 - 1000) / 1000.0f;
-    int det = emb_simd_detect();
     printf("%-6s %-11s %12s %12s\n", "type", "level", "to_float", "vec_dot");
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
-        for (int level = 0; level <= det && level < EMB_SIMD_NEON; level++) {
+        for (int level = 0; level < EMB_SIMD_N_LEVELS; level++) {
+            if (level == EMB_SIMD_NEON || !emb_simd_can_run(level)) continue;
             const emb_type_traits *t = emb_get_type_traits_level(types[k], level);
             const emb_type_traits *at = emb_get_type_traits_level(t->vec_dot_type, level);
             /* valid weights: quantise through Q8-like random bytes with sane scales */

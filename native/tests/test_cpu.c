@@ -47,7 +47,7 @@ static int expected_level(const char *flags) {
         return EMB_SIMD_SCALAR;
     if (!(has_flag(flags, "avx512f") && has_flag(flags, "avx512bw") && has_flag(flags, "avx512vl") &&
           has_flag(flags, "avx512dq")))
-        return EMB_SIMD_AVX2;
+        return has_flag(flags, "avx_vnni") ? EMB_SIMD_AVXVNNI : EMB_SIMD_AVX2;
     return has_flag(flags, "avx512_vnni") ? EMB_SIMD_AVX512VNNI : EMB_SIMD_AVX512;
 #elif defined(__aarch64__)
     (void)flags;
@@ -56,6 +56,18 @@ static int expected_level(const char *flags) {
     (void)flags;
     return EMB_SIMD_SCALAR;
 #endif
+}
+
+/* Whether a CPU whose best level is det can run level; the AVX-VNNI level by its own cpuinfo flag
+   (flags NULL: unknown, taken as absent), since AVX-512 CPUs may or may not have it. */
+static int expected_runnable(int level, int det, const char *flags) {
+    switch (level) {
+    case EMB_SIMD_SCALAR: return 1;
+    case EMB_SIMD_NEON: return det == EMB_SIMD_NEON;
+    case EMB_SIMD_AVX2: return det != EMB_SIMD_SCALAR && det != EMB_SIMD_NEON;
+    case EMB_SIMD_AVXVNNI: return det != EMB_SIMD_SCALAR && det != EMB_SIMD_NEON && flags && has_flag(flags, "avx_vnni");
+    default: return (det == EMB_SIMD_AVX512 || det == EMB_SIMD_AVX512VNNI) && level <= det;
+    }
 }
 
 /* Starts a child that sets EMBEDD_SIMD=value before its first call into the core and reports the
@@ -110,9 +122,10 @@ static void *first_use_thread(void *arg) {
 
 int main(void) {
     /* children first, while this process has not touched the core */
-    const char *names[] = {"scalar", "avx2", "avx512", "avx512vnni", "neon", "sse9"};
-    int child[6], child_err[6];
-    for (int i = 0; i < 6; i++) child[i] = child_level(names[i], &child_err[i]);
+    const char *names[] = {"scalar", "avx2", "avx512", "avx512vnni", "neon", "avxvnni", "sse9"};
+    enum { BAD_NAME = 6 };
+    int child[7], child_err[7];
+    for (int i = 0; i < 7; i++) child[i] = child_level(names[i], &child_err[i]);
 
     /* then this process's own first use, from 8 threads racing */
     enum { NT = 8 };
@@ -128,7 +141,8 @@ int main(void) {
 
     int det = emb_simd_detect();
     char flags[8192];
-    if (cpuinfo_flags(flags, sizeof flags) == 0) {
+    const int have_flags = cpuinfo_flags(flags, sizeof flags) == 0;
+    if (have_flags) {
         int want = expected_level(flags);
         CHECK(det == want, "detected %s, /proc/cpuinfo says %s", emb_simd_name(det), emb_simd_name(want));
     } else {
@@ -139,17 +153,19 @@ int main(void) {
     const char *env = getenv("EMBEDD_SIMD");
     if (!env || !*env) CHECK(emb_simd_active() == det, "active %d == detected %d", emb_simd_active(), det);
 
-    for (int level = 0; level < 5; level++) {
-        int runnable = level == EMB_SIMD_SCALAR ||
-                       (det == EMB_SIMD_NEON ? level == EMB_SIMD_NEON : (level <= det && level != EMB_SIMD_NEON));
+    for (int level = 0; level < EMB_SIMD_N_LEVELS; level++) {
+        const int runnable = expected_runnable(level, det, have_flags ? flags : NULL);
+        if (!have_flags && level == EMB_SIMD_AVXVNNI) continue; /* nothing independent to compare with */
+        CHECK(emb_simd_can_run(level) == runnable, "emb_simd_can_run(%s) = %d, want %d", names[level],
+              emb_simd_can_run(level), runnable);
         int want = runnable ? level : det; /* unsupported: ignored, detected kept */
         CHECK(child[level] == want, "EMBEDD_SIMD=%s: child runs %s, want %s", names[level],
               emb_simd_name(child[level]), emb_simd_name(want));
         CHECK(child_err[level] == (runnable ? 0 : 1), "EMBEDD_SIMD=%s: %d stderr lines, want %d", names[level],
               child_err[level], runnable ? 0 : 1);
     }
-    CHECK(child[5] == det && child_err[5] == 1, "EMBEDD_SIMD=sse9 ignored with one line: %d, %d lines",
-          child[5], child_err[5]);
+    CHECK(child[BAD_NAME] == det && child_err[BAD_NAME] == 1, "EMBEDD_SIMD=sse9 ignored with one line: %d, %d lines",
+          child[BAD_NAME], child_err[BAD_NAME]);
 
     /* emb_simd_set: runnable levels accepted and dispatched to, others refused unchanged */
     int before = emb_simd_active();
@@ -165,9 +181,12 @@ int main(void) {
         CHECK(emb_simd_set(det + 1) == -1 && emb_simd_active() == det, "level above detected refused");
     CHECK(emb_get_type_traits_level(EMB_TYPE_Q8_0, refused) == NULL, "no kernels for %s",
           emb_simd_name(refused));
-    CHECK(emb_simd_set(-1) == -1 && emb_simd_set(5) == -1 && emb_simd_set(1000) == -1, "bad levels refused");
+    CHECK(emb_simd_set(-1) == -1 && emb_simd_set(EMB_SIMD_N_LEVELS) == -1 && emb_simd_set(1000) == -1 &&
+              emb_simd_can_run(-1) == 0 && emb_simd_can_run(EMB_SIMD_N_LEVELS) == 0,
+          "bad levels refused");
     CHECK(emb_simd_set(before) == 0, "restore");
     CHECK(strcmp(emb_simd_name(EMB_SIMD_AVX512VNNI), "avx512vnni") == 0 &&
+              strcmp(emb_simd_name(EMB_SIMD_AVXVNNI), "avxvnni") == 0 &&
               strcmp(emb_simd_name(42), "unknown") == 0,
           "names");
 

@@ -180,7 +180,7 @@ static void test_type_shape(emb_pool *pool, emb_pool *pool3, int32_t type, shape
             emb_simd_set(EMB_SIMD_SCALAR);
             run(NULL, Wv, x, M, yref, rv, var->epi, scratch);
         }
-        for (int level = EMB_SIMD_SCALAR; level <= EMB_SIMD_NEON; level++) {
+        for (int level = EMB_SIMD_SCALAR; level < EMB_SIMD_N_LEVELS; level++) {
             if (emb_simd_set(level) != 0) continue;
             for (int pi = 0; pi < 2; pi++) {
                 emb_pool *p = pi == 0 ? pool : pool3;
@@ -240,7 +240,8 @@ static emb_quant_row_fn quant_row_for(int level) {
     switch (level) {
     case EMB_SIMD_SCALAR: return emb_quant_row_scalar;
 #if defined(__x86_64__) || defined(_M_X64)
-    case EMB_SIMD_AVX2: return emb_quant_row_avx2;
+    case EMB_SIMD_AVX2:
+    case EMB_SIMD_AVXVNNI: return emb_quant_row_avx2;
     case EMB_SIMD_AVX512:
     case EMB_SIMD_AVX512VNNI: return emb_quant_row_avx512;
 #endif
@@ -278,7 +279,7 @@ static void test_quant_rows(void) {
             for (int64_t i = k; i < lda; i++)
                 if (qref[i] != (off ? 128 : 0)) bad++;
             CHECK(bad == 0, "quant_row scalar k=%lld offset=%d: %d wrong values", (long long)k, off, bad);
-            for (int level = EMB_SIMD_SCALAR + 1; level <= EMB_SIMD_NEON; level++) {
+            for (int level = EMB_SIMD_SCALAR + 1; level < EMB_SIMD_N_LEVELS; level++) {
                 emb_quant_row_fn fn = quant_row_for(level);
                 if (!fn || emb_simd_set(level) != 0) continue;
                 memset(q, 0xAB, (size_t)lda);
@@ -371,7 +372,7 @@ static void test_sgemm(void) {
         for (int64_t i = 0; i < M * lda + 1; i++) A[i] = frand();
         for (int64_t i = 0; i < N * ldbt + 1; i++) Bt[i] = frand();
         for (int64_t i = 0; i < K * ldb + 1; i++) B[i] = frand();
-        for (int level = EMB_SIMD_SCALAR; level <= EMB_SIMD_NEON; level++) {
+        for (int level = EMB_SIMD_SCALAR; level < EMB_SIMD_N_LEVELS; level++) {
             if (emb_simd_set(level) != 0) continue;
             for (int nn = 0; nn < 2; nn++) {
                 for (int64_t i = 0; i < M * ldc; i++) C[i] = 12345.0f; /* padding must survive */
@@ -519,7 +520,7 @@ static void test_parts(emb_pool *pool) {
     for (int64_t i = 0; i < maxM * k; i++) x[i] = frand() * (i % 97 == 0 ? 20.0f : 1.0f);
     void *scratch = xmalloc(emb_matmul_scratch_bytes(&W, maxM));
     int saved = emb_simd_active();
-    for (int level = EMB_SIMD_SCALAR; level <= EMB_SIMD_NEON; level++) {
+    for (int level = EMB_SIMD_SCALAR; level < EMB_SIMD_N_LEVELS; level++) {
         if (emb_simd_set(level) != 0) continue;
         for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++) {
             const int64_t M = Ms[mi];

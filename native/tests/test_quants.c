@@ -166,13 +166,9 @@ static void zero_quants(int32_t type, void *x, int64_t n) {
 }
 
 static int cpu_levels(int *levels) {
-    int n = 0, det = emb_simd_detect();
-    levels[n++] = EMB_SIMD_SCALAR;
-    if (det == EMB_SIMD_NEON) {
-        levels[n++] = EMB_SIMD_NEON;
-    } else {
-        for (int l = EMB_SIMD_AVX2; l <= det; l++) levels[n++] = l;
-    }
+    int n = 0;
+    for (int l = EMB_SIMD_SCALAR; l < EMB_SIMD_N_LEVELS; l++)
+        if (emb_simd_can_run(l)) levels[n++] = l;
     return n;
 }
 
@@ -645,7 +641,7 @@ static void test_sizes(void) {
                   tr->blck_elems == emb_type_block_elems(t) && strcmp(tr->name, emb_type_name(t)) == 0,
               "%s traits consistent", emb_type_name(t));
     }
-    CHECK(emb_get_type_traits_level(EMB_TYPE_F32, -1) == NULL && emb_get_type_traits_level(EMB_TYPE_F32, 5) == NULL,
+    CHECK(emb_get_type_traits_level(EMB_TYPE_F32, -1) == NULL && emb_get_type_traits_level(EMB_TYPE_F32, EMB_SIMD_N_LEVELS) == NULL,
           "unknown level rejected");
     CHECK(strcmp(emb_type_name(EMB_TYPE_Q4_K), "q4_K") == 0 && strcmp(emb_type_name(EMB_TYPE_BF16), "bf16") == 0,
           "names");
