@@ -54,23 +54,6 @@ void emb_quant_row_avx2(const float *x, int64_t k, int64_t lda, uint8_t *q, floa
     emb_quant_row_scalar(x + i, k - i, lda - i, q + i, sa + b, offset128);
 }
 
-/* Writes 16 finished outputs (cnt of them valid) of one row, adding the residual if any. */
-AI void store16(float *y, const float *res, int64_t cnt, __m256 v0, __m256 v1) {
-    if (cnt == 16) {
-        if (res) {
-            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res));
-            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res + 8));
-        }
-        _mm256_storeu_ps(y, v0);
-        _mm256_storeu_ps(y + 8, v1);
-        return;
-    }
-    float t[16];
-    _mm256_storeu_ps(t, v0);
-    _mm256_storeu_ps(t + 8, v1);
-    for (int64_t j = 0; j < cnt; j++) y[j] = t[j] + (res ? res[j] : 0.0f);
-}
-
 /* Rows of block blk when rows are dealt into nblk near-equal blocks. */
 static inline int mr_of(int64_t rows, int64_t nblk, int64_t blk) {
     return (int)(rows / nblk + (blk < rows % nblk ? 1 : 0));
@@ -103,7 +86,7 @@ AI void f32_tile(const emb_matrix *W, const float *x, int64_t m, int mr, int64_t
     }
 #pragma GCC unroll 6
     for (int r = 0; r < mr; r++)
-        store16(y + (m + r) * n + n0, res ? res + (m + r) * n + n0 : NULL, cnt, _mm256_add_ps(acc[r][0], b0),
+        emb_store16_avx2(y + (m + r) * n + n0, res ? res + (m + r) * n + n0 : NULL, cnt, _mm256_add_ps(acc[r][0], b0),
                 _mm256_add_ps(acc[r][1], b1));
 }
 
@@ -191,7 +174,7 @@ AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float 
             v0 = _mm256_add_ps(v0, _mm256_load_ps(W->bias + n0));
             v1 = _mm256_add_ps(v1, _mm256_load_ps(W->bias + n0 + 8));
         }
-        store16(y + (m + r) * n + n0, res ? res + (m + r) * n + n0 : NULL, cnt, v0, v1);
+        emb_store16_avx2(y + (m + r) * n + n0, res ? res + (m + r) * n + n0 : NULL, cnt, v0, v1);
     }
 }
 
@@ -277,9 +260,9 @@ AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const 
         b0 = _mm256_load_ps(W->bias + n0);
         b1 = _mm256_load_ps(W->bias + n0 + 8);
     }
-    store16(y + m * n + n0, res ? res + m * n + n0 : NULL, cnt, _mm256_add_ps(f00, b0), _mm256_add_ps(f01, b1));
+    emb_store16_avx2(y + m * n + n0, res ? res + m * n + n0 : NULL, cnt, _mm256_add_ps(f00, b0), _mm256_add_ps(f01, b1));
     if (MR > 1)
-        store16(y + (m + 1) * n + n0, res ? res + (m + 1) * n + n0 : NULL, cnt, _mm256_add_ps(f10, b0),
+        emb_store16_avx2(y + (m + 1) * n + n0, res ? res + (m + 1) * n + n0 : NULL, cnt, _mm256_add_ps(f10, b0),
                 _mm256_add_ps(f11, b1));
 }
 

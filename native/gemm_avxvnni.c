@@ -49,21 +49,7 @@ AI void finish(const emb_matrix *W, const float *facc, int64_t m, int64_t p, flo
         v0 = _mm256_add_ps(v0, _mm256_load_ps(W->bias + n0));
         v1 = _mm256_add_ps(v1, _mm256_load_ps(W->bias + n0 + 8));
     }
-    float *yr = y + m * n + n0;
-    const float *rr = res ? res + m * n + n0 : NULL;
-    if (cnt == EMB_PANEL) {
-        if (rr) {
-            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(rr));
-            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(rr + 8));
-        }
-        _mm256_storeu_ps(yr, v0);
-        _mm256_storeu_ps(yr + 8, v1);
-        return;
-    }
-    float t[EMB_PANEL];
-    _mm256_storeu_ps(t, v0);
-    _mm256_storeu_ps(t + 8, v1);
-    for (int64_t j = 0; j < cnt; j++) yr[j] = t[j] + (rr ? rr[j] : 0.0f);
+    emb_store16_avx2(y + m * n + n0, res ? res + m * n + n0 : NULL, cnt, v0, v1);
 }
 
 /* The accumulators are named variables (GCC keeps those in registers, an array of them it spills);

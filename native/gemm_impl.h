@@ -112,6 +112,28 @@ void emb_i8_kernel_avxvnni(const emb_matrix *W, const uint8_t *a, int64_t lda, c
                            int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y, const float *residual);
 #endif
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+/* For the 256-bit kernels (gemm_avx2.c, gemm_avxvnni.c): writes 16 finished outputs (cnt of them
+   valid) of one row, adding the residual if any. */
+static inline __attribute__((always_inline)) void emb_store16_avx2(float *y, const float *res, int64_t cnt,
+                                                                   __m256 v0, __m256 v1) {
+    if (cnt == 16) {
+        if (res) {
+            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res));
+            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res + 8));
+        }
+        _mm256_storeu_ps(y, v0);
+        _mm256_storeu_ps(y + 8, v1);
+        return;
+    }
+    float t[16];
+    _mm256_storeu_ps(t, v0);
+    _mm256_storeu_ps(t + 8, v1);
+    for (int64_t j = 0; j < cnt; j++) y[j] = t[j] + (res ? res[j] : 0.0f);
+}
+#endif
+
 #if defined(__aarch64__)
 void emb_quant_row_neon(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128);
 void emb_i8_kernel_neon(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum, int64_t m0,
