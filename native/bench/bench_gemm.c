@@ -62,6 +62,11 @@ static double time_matmul(emb_pool *p, const emb_matrix *W, const float *x, int6
     return t / reps;
 }
 
+/* Every level, fastest first; those this CPU cannot run are skipped. */
+static const int level_order[] = {EMB_SIMD_AVX512VNNI, EMB_SIMD_AVX512, EMB_SIMD_AVXVNNI, EMB_SIMD_AVX2,
+                                  EMB_SIMD_NEON, EMB_SIMD_SCALAR};
+#define N_ORDER ((int)(sizeof level_order / sizeof level_order[0]))
+
 int main(int argc, char **argv) {
     double budget = argc > 1 ? atof(argv[1]) : 0.15;
     if (budget <= 0 || budget > 10) budget = 0.15;
@@ -112,9 +117,11 @@ int main(int argc, char **argv) {
             return 1;
         }
         for (int kind = EMB_MAT_I8; kind >= EMB_MAT_F32; kind--) {
-            for (int level = detected; level >= EMB_SIMD_SCALAR; level--) {
+            for (int li = 0; li < N_ORDER; li++) {
+                const int level = level_order[li];
                 if (emb_simd_set(level) != 0) continue;
-                if (kind == EMB_MAT_F32 && level == EMB_SIMD_AVX512VNNI) continue; /* same as avx512 */
+                /* the VNNI levels' float kernels are avx512's and avx2's */
+                if (kind == EMB_MAT_F32 && (level == EMB_SIMD_AVX512VNNI || level == EMB_SIMD_AVXVNNI)) continue;
                 for (int mi = 0; mi < 3; mi++) {
                     int64_t M = Ms[mi];
                     if (level == EMB_SIMD_SCALAR && M > 16) continue; /* reference only */
@@ -143,8 +150,9 @@ int main(int argc, char **argv) {
         float *sc = malloc((size_t)(L * L) * sizeof(float)), *ctx = malloc((size_t)(L * D) * sizeof(float));
         for (int64_t i = 0; i < L * D; i++) q[i] = frand(), kv[i] = frand();
         for (int64_t i = 0; i < L * L; i++) sc[i] = frand();
-        for (int level = detected; level >= EMB_SIMD_SCALAR; level--) {
-            if (emb_simd_set(level) != 0) continue;
+        for (int li = 0; li < N_ORDER; li++) {
+            const int level = level_order[li];
+            if (level == EMB_SIMD_AVXVNNI || emb_simd_set(level) != 0) continue; /* avxvnni: avx2's */
             double gop = 2.0 * (double)(L * L * D) * 1e-9, t[2];
             for (int which = 0; which < 2; which++) {
                 int reps = 0;
