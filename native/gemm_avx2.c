@@ -54,10 +54,6 @@ void emb_quant_row_avx2(const float *x, int64_t k, int64_t lda, uint8_t *q, floa
     emb_quant_row_scalar(x + i, k - i, lda - i, q + i, sa + b, offset128);
 }
 
-/* Rows of block blk when rows are dealt into nblk near-equal blocks. */
-static inline int mr_of(int64_t rows, int64_t nblk, int64_t blk) {
-    return (int)(rows / nblk + (blk < rows % nblk ? 1 : 0));
-}
 
 /* ---- float kernel ------------------------------------------------------------------------------ */
 
@@ -95,8 +91,8 @@ void emb_f32_kernel_avx2(const emb_matrix *W, const float *x, int64_t m0, int64_
     /* Rows in near-equal blocks (7 -> 4 + 3): a one-row block has too few FMA chains. */
     const int64_t rows = m1 - m0, nblk = (rows + 5) / 6;
     for (int64_t p = p0; p < p1; p++)
-        for (int64_t blk = 0, m = m0; blk < nblk; m += mr_of(rows, nblk, blk), blk++) {
-            switch (mr_of(rows, nblk, blk)) {
+        for (int64_t blk = 0, m = m0; blk < nblk; m += emb_rows_of_block(rows, nblk, blk), blk++) {
+            switch (emb_rows_of_block(rows, nblk, blk)) {
             case 1: f32_tile(W, x, m, 1, p, y, residual); break;
             case 2: f32_tile(W, x, m, 2, p, y, residual); break;
             case 3: f32_tile(W, x, m, 3, p, y, residual); break;
@@ -270,8 +266,8 @@ AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const 
 AI void i8_panel(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                  int64_t m0, int64_t m1, int64_t p, const int AFF, const int OFF, float *y, const float *residual) {
     const int64_t rows = m1 - m0, nblk = (rows + 2) / 3;
-    for (int64_t blk = 0, m = m0; blk < nblk; m += mr_of(rows, nblk, blk), blk++) {
-        switch (mr_of(rows, nblk, blk)) {
+    for (int64_t blk = 0, m = m0; blk < nblk; m += emb_rows_of_block(rows, nblk, blk), blk++) {
+        switch (emb_rows_of_block(rows, nblk, blk)) {
         case 1: i8_tile(W, a, lda, sa, asum, m, 1, p, AFF, OFF, y, residual); break;
         case 2: i8_tile(W, a, lda, sa, asum, m, 2, p, AFF, OFF, y, residual); break;
         default: i8_tile(W, a, lda, sa, asum, m, 3, p, AFF, OFF, y, residual); break;

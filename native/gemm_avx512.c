@@ -88,9 +88,6 @@ AI void f32_tile(const emb_matrix *W, const float *x, int64_t m, int mr, int64_t
     default: FN(__VA_ARGS__, 4); break;                \
     }
 
-static inline int mr_of(int64_t rows, int64_t nblk, int64_t blk) {
-    return (int)(rows / nblk + (blk < rows % nblk ? 1 : 0));
-}
 
 #define F32_CALL(MR, NP) f32_tile(W, x, m, MR, p, NP, y, residual)
 #define F32_NP(MR) TILE_CASES_NP(F32_CALL, MR, MR)
@@ -104,7 +101,7 @@ void emb_f32_kernel_avx512(const emb_matrix *W, const float *x, int64_t m0, int6
         int np = p1 - p < 4 ? (int)(p1 - p) : 4;
         int64_t m = m0;
         for (int64_t blk = 0; blk < nblk; blk++) {
-            int mr = mr_of(rows, nblk, blk);
+            int mr = emb_rows_of_block(rows, nblk, blk);
             switch (mr) {
             case 1: F32_NP(1); break;
             case 2: F32_NP(2); break;

@@ -172,14 +172,12 @@ AI void vnni_tile_narrow(const emb_matrix *W, const uint8_t *a, int64_t lda, con
 AI void vnni_kernel(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                     int64_t m0, int64_t m1, int64_t p0, int64_t p1, const int AFF, float *y,
                     const float *residual) {
-    /* Rows are dealt into near-equal blocks of at most 6 (7 rows -> 4 + 3, not 6 + 1): a thin
-       block runs at a fraction of the throughput of a full one. */
     const int64_t rows = m1 - m0, nblk = (rows + 5) / 6;
     for (int64_t p = p0; p < p1; p += 4) {
         int np = p1 - p < 4 ? (int)(p1 - p) : 4;
         int64_t m = m0;
         for (int64_t b = 0; b < nblk; b++) {
-            int mr = (int)(rows / nblk + (b < rows % nblk ? 1 : 0));
+            int mr = emb_rows_of_block(rows, nblk, b);
             switch (mr) {
             case 1: VNNI_NP(VNNI_NARROW_CALL, 1); break;
             case 2: VNNI_NP(VNNI_NARROW_CALL, 2); break;

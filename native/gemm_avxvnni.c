@@ -150,8 +150,8 @@ AI void vnni_tile_narrow(const emb_matrix *W, const uint8_t *a, int64_t lda, con
     for (int r = 0; r < MR; r++) finish(W, facc[r], m + r, p, y, res);
 }
 
-/* AFF: whether W is affine (W->wmin), a compile-time constant in each instantiation. Rows are dealt
-   into near-equal blocks of at most 6 (7 rows -> 4 + 3, not 6 + 1). */
+/* AFF: whether W is affine (W->wmin), a compile-time constant in each instantiation. Rows go in
+   near-equal blocks of at most 6 (emb_rows_of_block). */
 AI void vnni_kernel(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                     int64_t m0, int64_t m1, int64_t p0, int64_t p1, const int AFF, float *y,
                     const float *residual) {
@@ -159,7 +159,7 @@ AI void vnni_kernel(const emb_matrix *W, const uint8_t *a, int64_t lda, const fl
     for (int64_t p = p0; p < p1; p++) {
         int64_t m = m0;
         for (int64_t blk = 0; blk < nblk; blk++) {
-            const int mr = (int)(rows / nblk + (blk < rows % nblk ? 1 : 0));
+            const int mr = emb_rows_of_block(rows, nblk, blk);
             switch (mr) {
             case 1: vnni_tile_narrow(W, a, lda, sa, asum, m, 1, p, AFF, y, residual); break;
             case 2: vnni_tile_narrow(W, a, lda, sa, asum, m, 2, p, AFF, y, residual); break;

@@ -41,6 +41,11 @@ static inline int64_t emb_i8_kp(int64_t k) { return (k + EMB_QB - 1) & ~(int64_t
 static inline int64_t emb_i8_nb(int64_t k) { return emb_i8_kp(k) / EMB_QB; }
 static inline int64_t emb_i8_lda(int64_t k) { return (emb_i8_kp(k) + 63) & ~(int64_t)63; }
 static inline int64_t emb_panels(int64_t n) { return (n + EMB_PANEL - 1) / EMB_PANEL; }
+/* Rows of block blk when a kernel deals rows into nblk near-equal blocks (7 rows in blocks of at
+   most 6: 4 + 3, not 6 + 1, since a thin block runs at a fraction of a full one's throughput). */
+static inline int emb_rows_of_block(int64_t rows, int64_t nblk, int64_t blk) {
+    return (int)(rows / nblk + (blk < rows % nblk ? 1 : 0));
+}
 
 /* Largest |weight| for which the AVX2 kernel takes its offset-activation path (see gemm_avx2.c:
    four k-groups of maddubs pair sums, each <= 2 * 255 * 16, fit int16 exactly). */
