@@ -54,7 +54,6 @@ void emb_quant_row_avx2(const float *x, int64_t k, int64_t lda, uint8_t *q, floa
     emb_quant_row_scalar(x + i, k - i, lda - i, q + i, sa + b, offset128);
 }
 
-
 /* ---- float kernel ------------------------------------------------------------------------------ */
 
 AI void f32_tile(const emb_matrix *W, const float *x, int64_t m, int mr, int64_t p, float *y,
@@ -122,7 +121,7 @@ AI void affine_fold(__m256 fa[][2], int mr, const float *wm, const float *as, in
    for the small-weights panels of the same matrix), flipped back to int8 per broadcast. */
 AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                 int64_t m, int mr, int64_t p, const int AFF, const int OFF, float *y, const float *res) {
-    const int64_t n = W->n, kp = emb_i8_kp(W->k), nb = kp / EMB_QB;
+    const int64_t kp = emb_i8_kp(W->k), nb = kp / EMB_QB;
     const int8_t *w = (const int8_t *)W->data + p * EMB_PANEL * kp;
     const float *ws = W->scale + p * nb * EMB_PANEL;
     const float *wm = AFF ? W->wmin + p * nb * EMB_PANEL : NULL;
@@ -162,16 +161,8 @@ AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float 
         }
         if (AFF) affine_fold(fa, mr, wm + b * EMB_PANEL, asum + m * nb + b, nb);
     }
-    int64_t n0 = p * EMB_PANEL, cnt = n - n0 < EMB_PANEL ? n - n0 : EMB_PANEL;
 #pragma GCC unroll 3
-    for (int r = 0; r < mr; r++) {
-        __m256 v0 = fa[r][0], v1 = fa[r][1];
-        if (W->bias) {
-            v0 = _mm256_add_ps(v0, _mm256_load_ps(W->bias + n0));
-            v1 = _mm256_add_ps(v1, _mm256_load_ps(W->bias + n0 + 8));
-        }
-        emb_store16_avx2(y + (m + r) * n + n0, res ? res + (m + r) * n + n0 : NULL, cnt, v0, v1);
-    }
+    for (int r = 0; r < mr; r++) emb_finish16_avx2(W, m + r, p, fa[r][0], fa[r][1], y, res);
 }
 
 /* Weights within +-EMB_I8_SMALL_WMAX (panels from Q5_0, Q4_0, Q4_1 or Q4_K blocks): the activations come

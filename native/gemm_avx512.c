@@ -88,7 +88,6 @@ AI void f32_tile(const emb_matrix *W, const float *x, int64_t m, int mr, int64_t
     default: FN(__VA_ARGS__, 4); break;                \
     }
 
-
 #define F32_CALL(MR, NP) f32_tile(W, x, m, MR, p, NP, y, residual)
 #define F32_NP(MR) TILE_CASES_NP(F32_CALL, MR, MR)
 

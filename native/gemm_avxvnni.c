@@ -41,17 +41,6 @@ AI void fold(float *facc, __m256i isum, float sa, const float *ws, const int AFF
     _mm256_store_ps(facc, v);
 }
 
-/* Writes the 16 outputs of panel p (cnt valid) of row m: facc + bias (+ residual). */
-AI void finish(const emb_matrix *W, const float *facc, int64_t m, int64_t p, float *y, const float *res) {
-    const int64_t n = W->n, n0 = p * EMB_PANEL, cnt = n - n0 < EMB_PANEL ? n - n0 : EMB_PANEL;
-    __m256 v0 = _mm256_load_ps(facc), v1 = _mm256_load_ps(facc + 8);
-    if (W->bias) {
-        v0 = _mm256_add_ps(v0, _mm256_load_ps(W->bias + n0));
-        v1 = _mm256_add_ps(v1, _mm256_load_ps(W->bias + n0 + 8));
-    }
-    emb_store16_avx2(y + m * n + n0, res ? res + m * n + n0 : NULL, cnt, v0, v1);
-}
-
 /* The accumulators are named variables (GCC keeps those in registers, an array of them it spills);
    MR is a compile-time constant at every call, so unused rows vanish. */
 AI void vnni_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
@@ -98,7 +87,8 @@ AI void vnni_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const floa
         VFOLD(0) VFOLD(1) VFOLD(2) VFOLD(3) VFOLD(4) VFOLD(5)
 #undef VFOLD
     }
-    for (int r = 0; r < MR; r++) finish(W, facc[r], m + r, p, y, res);
+    for (int r = 0; r < MR; r++)
+        emb_finish16_avx2(W, m + r, p, _mm256_load_ps(facc[r]), _mm256_load_ps(facc[r] + 8), y, res);
 }
 
 /* One or two rows: even k-groups into c (from rsum), odd ones into d (from zero), added exactly per
@@ -147,7 +137,8 @@ AI void vnni_tile_narrow(const emb_matrix *W, const uint8_t *a, int64_t lda, con
         NFOLD(0) NFOLD(1)
 #undef NFOLD
     }
-    for (int r = 0; r < MR; r++) finish(W, facc[r], m + r, p, y, res);
+    for (int r = 0; r < MR; r++)
+        emb_finish16_avx2(W, m + r, p, _mm256_load_ps(facc[r]), _mm256_load_ps(facc[r] + 8), y, res);
 }
 
 /* AFF: whether W is affine (W->wmin), a compile-time constant in each instantiation. Rows go in
