@@ -16,8 +16,8 @@ import (
 var shortLens = []int{2, 3, 5, 7, 8, 11, 12, 16, 33}
 
 // TestShortInputsSameOnEveryThreadCount checks that an input run alone gives the same vector, bit
-// for bit, whatever the thread count and so whichever path the engine takes, for the weight
-// kind (float, int8, int8 with offsets, K-quants, the GGUF blocks mode, a fused QKV of mixed
+// for bit, whatever the thread count and so whichever path the engine takes, for each kind of
+// weights (float, int8, int8 with offsets, K-quants, the GGUF blocks mode, a fused QKV of mixed
 // types) at every SIMD level.
 func TestShortInputsSameOnEveryThreadCount(t *testing.T) {
 	smallShape := shape{128, 4, 192} // two 64-output column groups per hidden-sized product
@@ -61,9 +61,9 @@ func TestShortInputsSameOnEveryThreadCount(t *testing.T) {
 								want = got[0]
 								continue
 							}
-							if i, ok := sameBits(want, got[0]); !ok {
+							if j, ok := sameBits(want, got[0]); !ok {
 								t.Errorf("mode %d %s, %d tokens: %d threads give [%d] = %g, 1 thread %g",
-									mode, level, len(in.IDs), n+1, i, got[0][i], want[i])
+									mode, level, len(in.IDs), n+1, j, got[0][j], want[j])
 							}
 						}
 					}
