@@ -670,12 +670,12 @@ void emb_sgemm_nt(int64_t M, int64_t N, int64_t K, float alpha, const float *A, 
                   const float *B, int64_t ldb, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
 #if defined(__x86_64__) || defined(_M_X64)
-    int level = emb_simd_active();
-    if (level >= EMB_SIMD_AVX512 && level <= EMB_SIMD_AVX512VNNI) {
+    const int level = emb_simd_float_level(emb_simd_active());
+    if (level == EMB_SIMD_AVX512) {
         emb_sgemm_nt_avx512(M, N, K, alpha, A, lda, B, ldb, C, ldc);
         return;
     }
-    if (level == EMB_SIMD_AVX2 || level == EMB_SIMD_AVXVNNI) {
+    if (level == EMB_SIMD_AVX2) {
         emb_sgemm_nt_avx2(M, N, K, alpha, A, lda, B, ldb, C, ldc);
         return;
     }
@@ -692,12 +692,12 @@ void emb_sgemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, 
                   int64_t ldb, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
 #if defined(__x86_64__) || defined(_M_X64)
-    int level = emb_simd_active();
-    if (level >= EMB_SIMD_AVX512 && level <= EMB_SIMD_AVX512VNNI) {
+    const int level = emb_simd_float_level(emb_simd_active());
+    if (level == EMB_SIMD_AVX512) {
         emb_sgemm_nn_avx512(M, N, K, A, lda, B, ldb, C, ldc);
         return;
     }
-    if (level == EMB_SIMD_AVX2 || level == EMB_SIMD_AVXVNNI) {
+    if (level == EMB_SIMD_AVX2) {
         emb_sgemm_nn_avx2(M, N, K, A, lda, B, ldb, C, ldc);
         return;
     }

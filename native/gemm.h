@@ -23,6 +23,14 @@
 
 typedef enum { EMB_MAT_F32 = 0, EMB_MAT_I8 = 1, EMB_MAT_BLOCKS = 2 } emb_mat_kind;
 
+/* The level whose float kernels (float products, attention, element-wise ops) `level` runs: the
+   VNNI levels differ from AVX-512 and AVX2 only in the int8 matrix kernel. */
+static inline int emb_simd_float_level(int level) {
+    if (level == EMB_SIMD_AVX512VNNI) return EMB_SIMD_AVX512;
+    if (level == EMB_SIMD_AVXVNNI) return EMB_SIMD_AVX2;
+    return level;
+}
+
 typedef enum {
     EMB_EPI_NONE = 0, /* y = x W^T + b (+ residual) */
     EMB_EPI_GELU = 1, /* y = gelu(x W^T + b), exact erf GELU */

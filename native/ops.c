@@ -101,10 +101,10 @@ void emb_attend_sgemm(EMB_ATTEND_ARGS) {
 #if defined(__x86_64__)
 #define EMB_DISPATCH(call_ref, call_avx2, call_avx512)                                         \
     do {                                                                                       \
-        const int level_ = emb_simd_active();                                                  \
-        if (level_ == EMB_SIMD_AVX512 || level_ == EMB_SIMD_AVX512VNNI) {                      \
+        const int level_ = emb_simd_float_level(emb_simd_active());                            \
+        if (level_ == EMB_SIMD_AVX512) {                                                       \
             call_avx512;                                                                       \
-        } else if (level_ == EMB_SIMD_AVX2 || level_ == EMB_SIMD_AVXVNNI) {                    \
+        } else if (level_ == EMB_SIMD_AVX2) {                                                  \
             call_avx2;                                                                         \
         } else {                                                                               \
             call_ref;                                                                          \

@@ -121,7 +121,7 @@ int main(int argc, char **argv) {
                 const int level = level_order[li];
                 if (emb_simd_set(level) != 0) continue;
                 /* the VNNI levels' float kernels are avx512's and avx2's */
-                if (kind == EMB_MAT_F32 && (level == EMB_SIMD_AVX512VNNI || level == EMB_SIMD_AVXVNNI)) continue;
+                if (kind == EMB_MAT_F32 && emb_simd_float_level(level) != level) continue;
                 for (int mi = 0; mi < 3; mi++) {
                     int64_t M = Ms[mi];
                     if (level == EMB_SIMD_SCALAR && M > 16) continue; /* reference only */
