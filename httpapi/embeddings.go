@@ -118,6 +118,15 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, dst any) *apiE
 	return nil
 }
 
+// parseInputAs is parseInput for a dialect whose inputs field is called param: errors name it.
+func parseInputAs(raw json.RawMessage, param string) (rawInputs, *apiError) {
+	in, e := parseInput(raw)
+	if e != nil && e.Param != nil && *e.Param == "input" {
+		e.Param = strPtr(param)
+	}
+	return in, e
+}
+
 // parseInput decodes OpenAI's four input forms.
 func parseInput(raw json.RawMessage) (rawInputs, *apiError) {
 	var out rawInputs
@@ -207,6 +216,11 @@ func (s *Server) resolve(c *call, name, wantType string) (config.Model, *apiErro
 	return spec, nil
 }
 
+// requestContext is the request's context bounded by the configured request timeout.
+func (s *Server) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.cfg().Server.RequestTimeout.Duration)
+}
+
 // acquire loads (if needed) and pins the model for the request.
 func (s *Server) acquire(ctx context.Context, r *http.Request, name string) (*registry.Handle, *apiError) {
 	h, err := s.reg.Acquire(ctx, name)
@@ -225,22 +239,39 @@ func (s *Server) acquire(ctx context.Context, r *http.Request, name string) (*re
 }
 
 // tokenize turns texts or token ids into engine inputs, honoring truncate and the input-type prefix.
+// Inputs over the model's limit keep their start.
 func tokenize(h *registry.Handle, in rawInputs, truncate bool, prefix string) ([]batcher.Input, int, *apiError) {
+	return tokenizeDirected(h, in, truncate, false, prefix, "input")
+}
+
+// tokenizeDirected is tokenize with the truncation side chosen: keepEnd cuts inputs over the limit
+// from the left, keeping their end (TEI's truncation_direction "left"). param names the inputs'
+// field in errors.
+func tokenizeDirected(h *registry.Handle, in rawInputs, truncate, keepEnd bool, prefix, param string) ([]batcher.Input, int, *apiError) {
 	info := h.Model.Info()
 	inputs := make([]batcher.Input, 0, in.len())
 	tokens := 0
+	cls, sep := h.Model.SpecialTokens()
 	for i, text := range in.texts {
 		enc := h.Model.Encode(prefix + text)
 		if enc.Truncated && !truncate {
-			return nil, 0, badRequest("input", "context_length_exceeded",
-				"input[%d] is longer than the model's limit of %d tokens and truncate is false", i, info.MaxTokens)
+			return nil, 0, badRequest(param, "context_length_exceeded",
+				"%s[%d] is longer than the model's limit of %d tokens and truncate is false", param, i, info.MaxTokens)
+		}
+		if enc.Truncated && keepEnd {
+			lister, ok := h.Model.(tokenLister)
+			if !ok {
+				return nil, 0, badRequest("truncation_direction", "invalid_truncation_direction",
+					"the model %q cannot truncate from the left", h.Spec.ID)
+			}
+			ids, _ := lister.Tokenize(prefix + text)
+			enc.Input = batcher.Input{IDs: frameTokens(ids, cls, sep, false, false, info.MaxTokens, true)}
 		}
 		inputs = append(inputs, enc.Input)
 		tokens += len(enc.Input.IDs)
 	}
-	cls, sep := h.Model.SpecialTokens()
 	for i, ids := range in.ids {
-		seq, e := tokenIDs(i, ids, info, cls, sep, truncate)
+		seq, e := tokenIDs(i, ids, info, cls, sep, truncate, keepEnd, param)
 		if e != nil {
 			return nil, 0, e
 		}
@@ -252,42 +283,55 @@ func tokenize(h *registry.Handle, in rawInputs, truncate bool, prefix string) ([
 
 // tokenIDs checks raw token ids against the vocabulary and frames them as [CLS] ids [SEP]: [CLS] is
 // added unless the sequence starts with it and [SEP] unless it ends with it. A sequence longer than
-// the limit keeps its head and its final [SEP].
-func tokenIDs(i int, ids []int64, info registry.Info, cls, sep int32, truncate bool) ([]int32, *apiError) {
+// the limit keeps its head and its final [SEP], or with keepEnd its [CLS] and its tail.
+func tokenIDs(i int, ids []int64, info registry.Info, cls, sep int32, truncate, keepEnd bool, param string) ([]int32, *apiError) {
 	for j, id := range ids {
 		if id < 0 || id >= int64(info.Vocab) {
-			return nil, badRequest("input", "invalid_token_id",
-				"input[%d][%d]: token id %d is outside the model's vocabulary [0, %d)", i, j, id, info.Vocab)
+			return nil, badRequest(param, "invalid_token_id",
+				"%s[%d][%d]: token id %d is outside the model's vocabulary [0, %d)", param, i, j, id, info.Vocab)
 		}
 	}
 	n := len(ids)
-	addCLS := int32(ids[0]) != cls
-	addSEP := int32(ids[n-1]) != sep
+	hasCLS, hasSEP := int32(ids[0]) == cls, int32(ids[n-1]) == sep
 	total := n
-	if addCLS {
+	if !hasCLS {
 		total++
 	}
-	if addSEP {
+	if !hasSEP {
 		total++
 	}
 	if total > info.MaxTokens && !truncate {
-		return nil, badRequest("input", "context_length_exceeded",
-			"input[%d] has %d tokens with [CLS]/[SEP], more than the model's limit of %d, and truncate is false", i, total, info.MaxTokens)
+		return nil, badRequest(param, "context_length_exceeded",
+			"%s[%d] has %d tokens with [CLS]/[SEP], more than the model's limit of %d, and truncate is false", param, i, total, info.MaxTokens)
 	}
-	seq := make([]int32, 0, min(total, info.MaxTokens))
-	if addCLS {
-		seq = append(seq, cls)
+	seq := make([]int32, n)
+	for j, id := range ids {
+		seq[j] = int32(id)
 	}
-	for _, id := range ids {
-		seq = append(seq, int32(id))
+	return frameTokens(seq, cls, sep, hasCLS, hasSEP, info.MaxTokens, keepEnd), nil
+}
+
+// frameTokens returns [CLS] ids [SEP] (each added unless has says ids already carry it) cut to
+// limit tokens: the head and [SEP] kept, or with keepEnd [CLS] and the tail.
+func frameTokens(ids []int32, cls, sep int32, hasCLS, hasSEP bool, limit int, keepEnd bool) []int32 {
+	body := ids
+	if hasCLS {
+		body = body[1:]
 	}
-	if addSEP {
-		seq = append(seq, sep)
+	if hasSEP && len(body) > 0 {
+		body = body[:len(body)-1]
 	}
-	if len(seq) > info.MaxTokens {
-		seq = append(seq[:info.MaxTokens-1], sep)
+	if room := max(limit-2, 0); len(body) > room {
+		if keepEnd {
+			body = body[len(body)-room:]
+		} else {
+			body = body[:room]
+		}
 	}
-	return seq, nil
+	seq := make([]int32, 0, len(body)+2)
+	seq = append(seq, cls)
+	seq = append(seq, body...)
+	return append(seq, sep)
 }
 
 // submit queues the inputs and maps the batcher's errors.
@@ -389,20 +433,15 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 			"encoding_format must be \"float\" or \"base64\", not %q", req.EncodingFormat))
 		return
 	}
-	if req.Dimensions != nil && *req.Dimensions < 1 {
-		s.fail(w, c, badRequest("dimensions", "invalid_dimensions", "dimensions must be at least 1, not %d", *req.Dimensions))
+	if e := checkDimensions(req.Dimensions, 0); e != nil {
+		s.fail(w, c, e)
 		return
 	}
 	truncate := req.Truncate == nil || *req.Truncate
 
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg().Server.RequestTimeout.Duration)
+	ctx, cancel := s.requestContext(r)
 	defer cancel()
-	checkDims := func(info registry.Info) *apiError {
-		if req.Dimensions != nil && *req.Dimensions > info.Dim {
-			return badRequest("dimensions", "invalid_dimensions", "dimensions %d exceeds the model's %d", *req.Dimensions, info.Dim)
-		}
-		return nil
-	}
+	checkDims := func(info registry.Info) *apiError { return checkDimensions(req.Dimensions, info.Dim) }
 	p, vectors, e := s.infer(ctx, r, c, req.Model, config.TypeEmbeddings, in, truncate, req.InputType, checkDims)
 	if p != nil {
 		defer p.handle.Release()
@@ -422,12 +461,7 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 		Usage:  usage{PromptTokens: p.tokens, TotalTokens: p.tokens},
 	}
 	for i, v := range vectors {
-		if req.Dimensions != nil && *req.Dimensions < len(v) {
-			v = v[:*req.Dimensions]
-			if normalize {
-				l2normalize(v)
-			}
-		}
+		v = shapeVector(v, req.Dimensions, normalize, normalize)
 		var emb any = v
 		if useBase64 {
 			emb = encodeBase64(v)
@@ -442,21 +476,29 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 // for byte, because reflection over hundreds of float32 per vector was most of the server's own
 // time on short queries; anything it cannot encode (NaN, Inf) falls back to writeJSON's answer.
 func writeEmbeddings(w http.ResponseWriter, resp *embeddingsResponse) {
+	// Up to 16 bytes per float ("-0.012345678" plus a comma).
+	writeBody(w, 64+len(resp.Data)*(48+16*embeddingLen(resp)), func(b []byte) ([]byte, bool) {
+		return appendEmbeddingsJSON(b, resp)
+	}, resp)
+}
+
+// writeBody answers 200 with the JSON that appendBody appends to a pooled buffer of at least
+// sizeHint bytes (one allocation at most), or, when appendBody reports a value it cannot encode,
+// with writeJSON's encoding of fallback.
+func writeBody(w http.ResponseWriter, sizeHint int, appendBody func([]byte) ([]byte, bool), fallback any) {
 	bufp := responseBuffers.Get().(*[]byte)
 	defer func() {
 		if cap(*bufp) <= maxPooledResponse {
 			responseBuffers.Put(bufp)
 		}
 	}()
-	// Up to 16 bytes per float ("-0.012345678" plus a comma): one allocation at most.
-	need := 64 + len(resp.Data)*(48+16*embeddingLen(resp))
-	if cap(*bufp) < need {
-		*bufp = make([]byte, 0, need)
+	if cap(*bufp) < sizeHint {
+		*bufp = make([]byte, 0, sizeHint)
 	}
-	body, ok := appendEmbeddingsJSON((*bufp)[:0], resp)
+	body, ok := appendBody((*bufp)[:0])
 	*bufp = body[:0]
 	if !ok {
-		writeJSON(w, http.StatusOK, resp)
+		writeJSON(w, http.StatusOK, fallback)
 		return
 	}
 	body = append(body, '\n')
@@ -575,6 +617,32 @@ func appendJSONFloats(b []byte, v []float32) ([]byte, bool) {
 		}
 	}
 	return append(b, ']'), true
+}
+
+// checkDimensions checks a request's dimensions (nil: all) against the model's size dim (0: not
+// known yet, only the lower bound is checked).
+func checkDimensions(d *int, dim int) *apiError {
+	switch {
+	case d == nil:
+	case *d < 1:
+		return badRequest("dimensions", "invalid_dimensions", "dimensions must be at least 1, not %d", *d)
+	case dim > 0 && *d > dim:
+		return badRequest("dimensions", "invalid_dimensions", "dimensions %d exceeds the model's %d", *d, dim)
+	}
+	return nil
+}
+
+// shapeVector keeps the first dims components of v (nil: all) and scales the result to unit length
+// when unit is set, unless it already is: the whole vector of a model served normalized.
+func shapeVector(v []float32, dims *int, served, unit bool) []float32 {
+	cut := dims != nil && *dims < len(v)
+	if cut {
+		v = v[:*dims]
+	}
+	if unit && (cut || !served) {
+		l2normalize(v)
+	}
+	return v
 }
 
 // l2normalize scales v to unit length in place (a zero vector stays zero).

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/embedd-dev/embedd/batcher"
@@ -169,6 +170,17 @@ func (ts *testServer) get(t testing.TB, path string, header http.Header) (int, m
 
 func do(t testing.TB, req *http.Request) (int, map[string]any) {
 	t.Helper()
+	status, data := send(t, req)
+	var out map[string]any
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatalf("%s %s: status %d, body is not a JSON object: %q", req.Method, req.URL.Path, status, data)
+	}
+	return status, out
+}
+
+// send does req and returns the status and the raw answer.
+func send(t testing.TB, req *http.Request) (int, []byte) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -178,11 +190,31 @@ func do(t testing.TB, req *http.Request) (int, map[string]any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out map[string]any
-	if err := json.Unmarshal(data, &out); err != nil {
-		t.Fatalf("%s %s: status %d, body is not a JSON object: %q", req.Method, req.URL.Path, resp.StatusCode, data)
+	return resp.StatusCode, data
+}
+
+// request sends body (a string, or a value to encode as JSON; nil: none) with method to the
+// server at base + path and returns the status and the raw answer.
+func request(t testing.TB, base, method, path string, body any) (int, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		raw, ok := body.(string)
+		if !ok {
+			b, err := json.Marshal(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw = string(b)
+		}
+		r = strings.NewReader(raw)
 	}
-	return resp.StatusCode, out
+	req, err := http.NewRequest(method, base+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return send(t, req)
 }
 
 // embedRaw posts an embeddings request and returns the float vectors (status must be 200).

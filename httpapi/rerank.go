@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"sort"
@@ -71,7 +70,7 @@ type rerankOutcome struct {
 // the request are submitted together, so they pack into batches with each other and with the
 // pairs of concurrent requests.
 func (s *Server) runRerank(r *http.Request, c *call, job rerankJob) (*rerankOutcome, *apiError) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg().Server.RequestTimeout.Duration)
+	ctx, cancel := s.requestContext(r)
 	defer cancel()
 	if _, e := s.resolve(c, job.model, config.TypeRerank); e != nil {
 		return nil, e
@@ -412,11 +411,20 @@ type teiError struct {
 	ErrorType string `json:"error_type"`
 }
 
-// failTEI answers an error in TEI's shape and records it. TEI reports invalid input as 422
-// "validation"; the other statuses keep their meaning.
+// failTEI answers an error in TEI's shape (writeTEIError) and records it.
 func (s *Server) failTEI(w http.ResponseWriter, c *call, e *apiError) {
 	if e == nil { // the client went away: nothing to answer
 		s.finish(c, metrics.OutcomeCanceled)
+		return
+	}
+	writeTEIError(w, e)
+	s.finish(c, e.outcome())
+}
+
+// writeTEIError answers e in TEI's shape. TEI reports invalid input as 422 "validation"; the
+// other statuses keep their meaning. A nil e (the client went away) answers nothing.
+func writeTEIError(w http.ResponseWriter, e *apiError) {
+	if e == nil {
 		return
 	}
 	status, kind := e.Status, "validation"
@@ -434,5 +442,4 @@ func (s *Server) failTEI(w http.ResponseWriter, c *call, e *apiError) {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
 	writeJSON(w, status, teiError{Error: e.Message, ErrorType: kind})
-	s.finish(c, e.outcome())
 }

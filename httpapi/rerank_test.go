@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -121,24 +120,7 @@ type = "sparse-embeddings"
 // call posts body (marshalled unless already a string) and returns the status and raw answer.
 func (ts *rsServer) call(t testing.TB, path string, body any) (int, []byte) {
 	t.Helper()
-	raw, ok := body.(string)
-	if !ok {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw = string(b)
-	}
-	resp, err := http.Post(ts.URL+path, "application/json", strings.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, data
+	return request(t, ts.URL, http.MethodPost, path, body)
 }
 
 // callOK posts body, requires 200 and decodes the answer into out.

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -54,7 +53,7 @@ type sparseOutcome struct {
 // batch's inputs, each reduced to its sparse form before the next: memory stays bounded by one
 // batch, while each slice still packs with the inputs of concurrent requests.
 func (s *Server) runSparse(r *http.Request, c *call, job sparseJob) (*sparseOutcome, *apiError) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg().Server.RequestTimeout.Duration)
+	ctx, cancel := s.requestContext(r)
 	defer cancel()
 	h, prefix, e := s.openModel(ctx, r, c, job.model, config.TypeSparseEmbeddings, job.in.len(), job.inputType)
 	if e != nil {
@@ -119,11 +118,8 @@ func (s *Server) readSparse(w http.ResponseWriter, r *http.Request, c *call, req
 	}
 	model, raw := req.sparseFields()
 	s.label(c, model)
-	in, e := parseInput(raw)
+	in, e := parseInputAs(raw, param)
 	if e != nil {
-		if e.Param != nil && *e.Param == "input" {
-			e.Param = strPtr(param)
-		}
 		return in, e
 	}
 	c.inputs = in.len()

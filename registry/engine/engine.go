@@ -100,5 +100,9 @@ func (a *adapter) Sparsify(row []float32, topK int, threshold float32) ([]int32,
 	return v.Indices, v.Values
 }
 
+// Tokenize lists text's token ids and their byte offsets, untruncated, without [CLS]/[SEP]
+// (httpapi's /tokenize and left truncation).
+func (a *adapter) Tokenize(text string) ([]int32, [][2]int) { return a.m.Tokenizer().Tokenize(text) }
+
 // TokenStrings returns the vocabulary strings of token ids.
 func (a *adapter) TokenStrings(ids []int32) ([]string, error) { return a.m.TokenStrings(ids) }
