@@ -39,6 +39,9 @@ type sparseJob struct {
 	opts      sparseOptions
 	tokens    bool // also return the vocabulary strings
 	inputType string
+	field     string  // the inputs' field name, for errors
+	keepEnd   bool    // truncate from the left (TEI's truncation_direction "left")
+	prompt    *string // TEI's prompt_name, instead of inputType (promptPrefix)
 }
 
 type sparseOutcome struct {
@@ -64,7 +67,12 @@ func (s *Server) runSparse(r *http.Request, c *call, job sparseJob) (*sparseOutc
 	if !ok {
 		return nil, internal("the model %q cannot produce sparse vectors", h.Spec.ID)
 	}
-	inputs, tokens, e := tokenize(h, job.in, job.truncate, prefix)
+	if job.prompt != nil {
+		if prefix, e = promptPrefix(h.Spec, job.prompt); e != nil {
+			return nil, e
+		}
+	}
+	inputs, tokens, e := tokenizeDirected(h, job.in, job.truncate, job.keepEnd, prefix, job.field)
 	if e != nil {
 		return nil, e
 	}
@@ -181,7 +189,7 @@ func (s *Server) handleEmbedSparse(w http.ResponseWriter, r *http.Request) {
 		}
 		opts.threshold = float32(t)
 	}
-	out, e := s.runSparse(r, c, sparseJob{model: req.Model, in: in, truncate: req.Truncate == nil || *req.Truncate,
+	out, e := s.runSparse(r, c, sparseJob{model: req.Model, in: in, field: "input", truncate: req.Truncate == nil || *req.Truncate,
 		opts: opts, tokens: req.ReturnTokens, inputType: req.InputType})
 	if e != nil {
 		s.fail(w, c, e)
@@ -215,6 +223,9 @@ type teiSparseRequest struct {
 	Model string `json:"model"`
 	// Truncate defaults to false as in TEI.
 	Truncate bool `json:"truncate"`
+	// TruncationDirection and PromptName as for /embed (tei.go).
+	TruncationDirection string  `json:"truncation_direction"`
+	PromptName          *string `json:"prompt_name"`
 }
 
 type teiSparseValue struct {
@@ -230,12 +241,18 @@ func (s *Server) handleEmbedSparseTEI(w http.ResponseWriter, r *http.Request) {
 		s.failTEI(w, c, e)
 		return
 	}
+	left, e := truncateLeft(req.TruncationDirection)
+	if e != nil {
+		s.failTEI(w, c, e)
+		return
+	}
 	name, e := s.modelOrDefault(req.Model, config.TypeSparseEmbeddings)
 	if e != nil {
 		s.failTEI(w, c, e)
 		return
 	}
-	out, e := s.runSparse(r, c, sparseJob{model: name, in: in, truncate: req.Truncate})
+	out, e := s.runSparse(r, c, sparseJob{model: name, in: in, field: "inputs", truncate: req.Truncate, keepEnd: left,
+		prompt: req.PromptName})
 	if e != nil {
 		s.failTEI(w, c, e)
 		return

@@ -313,3 +313,72 @@ func TestTEINeedKey(t *testing.T) {
 		}
 	}
 }
+
+// TestTEISparseTruncationAndPrompt checks /embed_sparse's truncation_direction and prompt_name:
+// a long text cut from the left gives the vector of its last tokens, as /api/v1/embed_sparse
+// computes it from those token ids.
+func TestTEISparseTruncationAndPrompt(t *testing.T) {
+	rs := newRSServer(t, "", "")
+	long := strings.Repeat("sleepy dogs and lazy cats ", 40) + "end with a very different tail of words"
+	var toks [][]struct {
+		ID int `json:"id"`
+	}
+	status, data := request(t, rs.URL, http.MethodPost, "/tokenize", map[string]any{"model": "splade", "inputs": long, "add_special_tokens": false})
+	if status != http.StatusOK || json.Unmarshal(data, &toks) != nil || len(toks) != 1 {
+		t.Fatalf("/tokenize: %d %.200s", status, data)
+	}
+	var info struct {
+		MaxInputLength int `json:"max_input_length"`
+	}
+	status, data = request(t, rs.URL, http.MethodGet, "/info?model=splade", nil)
+	if status != http.StatusOK || json.Unmarshal(data, &info) != nil || info.MaxInputLength < 3 {
+		t.Fatalf("/info: %d %s", status, data)
+	}
+	ids := make([]int, len(toks[0]))
+	for i, tok := range toks[0] {
+		ids[i] = tok.ID
+	}
+	room := info.MaxInputLength - 2
+	if len(ids) <= room {
+		t.Fatalf("the long text has %d tokens, not more than %d", len(ids), room)
+	}
+	sparseOf := func(path string, body map[string]any) string {
+		status, data := request(t, rs.URL, http.MethodPost, path, body)
+		if status != http.StatusOK {
+			t.Fatalf("%s: status %d: %s", path, status, data)
+		}
+		if path == "/api/v1/embed_sparse" { // keep only the pairs, in the TEI shape
+			var resp sparseResponse
+			if err := json.Unmarshal(data, &resp); err != nil || len(resp.Data) != 1 {
+				t.Fatalf("%s: %s", path, data)
+			}
+			pairs := make([]teiSparseValue, len(resp.Data[0].Indices))
+			for k := range pairs {
+				pairs[k] = teiSparseValue{Index: resp.Data[0].Indices[k], Value: resp.Data[0].Values[k]}
+			}
+			out, _ := json.Marshal([][]teiSparseValue{pairs})
+			return string(out)
+		}
+		var pairs [][]teiSparseValue
+		if err := json.Unmarshal(data, &pairs); err != nil {
+			t.Fatalf("%s: %s", path, data)
+		}
+		out, _ := json.Marshal(pairs)
+		return string(out)
+	}
+	tail := sparseOf("/api/v1/embed_sparse", map[string]any{"model": "splade", "input": ids[len(ids)-room:]})
+	head := sparseOf("/api/v1/embed_sparse", map[string]any{"model": "splade", "input": ids[:room]})
+	if tail == head {
+		t.Fatal("head and tail give the same sparse vector: the test cannot tell the directions apart")
+	}
+	for direction, want := range map[string]string{"left": tail, "right": head} {
+		got := sparseOf("/embed_sparse", map[string]any{"model": "splade", "inputs": long, "truncate": true, "truncation_direction": direction})
+		if got != want {
+			t.Errorf("direction %s: /embed_sparse and the token ids of that end differ", direction)
+		}
+	}
+	status, data = request(t, rs.URL, http.MethodPost, "/embed_sparse", map[string]any{"model": "splade", "inputs": "a", "prompt_name": "query"})
+	checkTEIError(t, status, data, http.StatusUnprocessableEntity, "validation")
+	status, data = request(t, rs.URL, http.MethodPost, "/embed_sparse", map[string]any{"model": "splade", "inputs": "a", "truncation_direction": "up"})
+	checkTEIError(t, status, data, http.StatusUnprocessableEntity, "validation")
+}
