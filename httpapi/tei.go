@@ -10,7 +10,6 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/embedd-dev/embedd/batcher"
 	"github.com/embedd-dev/embedd/config"
 	"github.com/embedd-dev/embedd/metrics"
 	"github.com/embedd-dev/embedd/registry"
@@ -30,6 +29,7 @@ func (s *Server) routeTEI(r *mux.Router) {
 	for _, path := range []string{"/embed", "/"} {
 		r.Handle(path, s.authenticate(http.HandlerFunc(s.handleEmbedTEI))).Methods(http.MethodPost)
 	}
+	r.Handle("/similarity", s.authenticate(http.HandlerFunc(s.handleSimilarityTEI))).Methods(http.MethodPost)
 	r.Handle("/tokenize", s.authenticate(http.HandlerFunc(s.handleTokenizeTEI))).Methods(http.MethodPost)
 	r.Handle("/info", s.authenticate(http.HandlerFunc(s.handleInfoTEI))).Methods(http.MethodGet)
 }
@@ -97,6 +97,57 @@ func promptPrefix(spec config.Model, name *string) (string, *apiError) {
 	return prefix, nil
 }
 
+// teiEmbedJob is a TEI dense-embedding request in checked form.
+type teiEmbedJob struct {
+	model     string // may be empty: the one embeddings model
+	in        rawInputs
+	truncate  bool
+	keepEnd   bool
+	prompt    *string
+	normalize bool
+	dims      *int
+}
+
+// embedTEI runs a TEI dense-embedding job: the vectors, cut to dims and normalized as asked.
+func (s *Server) embedTEI(r *http.Request, c *call, job teiEmbedJob) ([][]float32, *apiError) {
+	name, e := s.modelOrDefault(job.model, config.TypeEmbeddings)
+	if e != nil {
+		return nil, e
+	}
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
+	h, _, e := s.openModel(ctx, r, c, name, config.TypeEmbeddings, job.in.len(), "")
+	if e != nil {
+		return nil, e
+	}
+	defer h.Release()
+	if !job.normalize && h.Spec.Normalized() {
+		// The queue computes what models.toml configures; raw vectors cannot be recovered from
+		// unit-length ones.
+		return nil, badRequest("normalize", "invalid_normalize",
+			"the model %q is served normalized (normalize = true in models.toml), so normalize = false is not available", h.Spec.ID)
+	}
+	if e := checkDimensions(job.dims, h.Model.Info().Dim); e != nil {
+		return nil, e
+	}
+	prefix, e := promptPrefix(h.Spec, job.prompt)
+	if e != nil {
+		return nil, e
+	}
+	inputs, _, e := tokenizeDirected(h, job.in, job.truncate, job.keepEnd, prefix, "inputs")
+	if e != nil {
+		return nil, e
+	}
+	vectors, e := s.submit(ctx, r, h, inputs)
+	if e != nil {
+		return nil, e
+	}
+	for i, v := range vectors {
+		vectors[i] = shapeVector(v, job.dims, h.Spec.Normalized(), job.normalize)
+	}
+	return vectors, nil
+}
+
 // handleEmbedTEI serves POST /embed (and POST /): the vectors as an array of float arrays.
 func (s *Server) handleEmbedTEI(w http.ResponseWriter, r *http.Request) {
 	c := &call{endpoint: "embeddings", start: time.Now()}
@@ -116,54 +167,87 @@ func (s *Server) handleEmbedTEI(w http.ResponseWriter, r *http.Request) {
 	if e == nil {
 		e = checkDimensions(req.Dimensions, 0)
 	}
+	var vectors [][]float32
+	if e == nil {
+		vectors, e = s.embedTEI(r, c, teiEmbedJob{model: req.Model, in: in, truncate: req.Truncate, keepEnd: left,
+			prompt: req.PromptName, normalize: req.Normalize == nil || *req.Normalize, dims: req.Dimensions})
+	}
 	if e != nil {
 		s.failTEI(w, c, e)
 		return
 	}
-	name, e := s.modelOrDefault(req.Model, config.TypeEmbeddings)
-	if e != nil {
+	size := 16
+	for _, v := range vectors {
+		size += 2 + 16*len(v)
+	}
+	writeBody(w, size, func(b []byte) ([]byte, bool) { return appendFloatArrays(b, vectors) }, vectors)
+	s.finish(c, metrics.OutcomeOK)
+}
+
+// ---- POST /similarity ----
+
+// teiSimilarityRequest is TEI's sentence-similarity request (Hugging Face's
+// InferenceClient.sentence_similarity sends it).
+type teiSimilarityRequest struct {
+	Inputs *struct {
+		SourceSentence *string  `json:"source_sentence"`
+		Sentences      []string `json:"sentences"`
+	} `json:"inputs"`
+	Parameters *struct {
+		Truncate            bool    `json:"truncate"`
+		TruncationDirection string  `json:"truncation_direction"`
+		PromptName          *string `json:"prompt_name"`
+	} `json:"parameters"`
+	Model string `json:"model"`
+}
+
+// handleSimilarityTEI serves POST /similarity: the cosine of each sentence to the source sentence.
+func (s *Server) handleSimilarityTEI(w http.ResponseWriter, r *http.Request) {
+	c := &call{endpoint: "embeddings", start: time.Now()}
+	var req teiSimilarityRequest
+	if e := s.readBody(w, r, &req); e != nil {
 		s.failTEI(w, c, e)
 		return
 	}
-	ctx, cancel := s.requestContext(r)
-	defer cancel()
-	h, _, e := s.openModel(ctx, r, c, name, config.TypeEmbeddings, in.len(), "")
-	if e != nil {
-		s.failTEI(w, c, e)
-		return
-	}
-	defer h.Release()
-	normalize := req.Normalize == nil || *req.Normalize
-	info := h.Model.Info()
-	var inputs []batcher.Input
-	prefix, e := promptPrefix(h.Spec, req.PromptName)
+	s.label(c, req.Model)
+	job := teiEmbedJob{model: req.Model, normalize: true}
+	var e *apiError
 	switch {
-	case e != nil:
-	case !normalize && h.Spec.Normalized():
-		// The queue computes what models.toml configures; raw vectors cannot be recovered from
-		// unit-length ones.
-		e = badRequest("normalize", "invalid_normalize",
-			"the model %q is served normalized (normalize = true in models.toml), so normalize = false is not available", h.Spec.ID)
+	case req.Inputs == nil || req.Inputs.SourceSentence == nil:
+		e = badRequest("inputs", "missing_input", "inputs.source_sentence is required")
+	case len(req.Inputs.Sentences) == 0:
+		e = badRequest("inputs", "empty_input", "inputs.sentences must hold at least one sentence")
 	default:
-		if e = checkDimensions(req.Dimensions, info.Dim); e == nil {
-			inputs, _, e = tokenizeDirected(h, in, req.Truncate, left, prefix, "inputs")
+		job.in.texts = append([]string{*req.Inputs.SourceSentence}, req.Inputs.Sentences...)
+		for i, t := range job.in.texts {
+			if t == "" {
+				e = badRequest("inputs", "empty_input", "sentence %d is an empty string (0 is the source)", i)
+				break
+			}
 		}
 	}
+	if e == nil && req.Parameters != nil {
+		job.truncate, job.prompt = req.Parameters.Truncate, req.Parameters.PromptName
+		job.keepEnd, e = truncateLeft(req.Parameters.TruncationDirection)
+	}
+	var vectors [][]float32
+	if e == nil {
+		c.inputs = job.in.len()
+		vectors, e = s.embedTEI(r, c, job)
+	}
 	if e != nil {
 		s.failTEI(w, c, e)
 		return
 	}
-	vectors, e := s.submit(ctx, r, h, inputs)
-	if e != nil {
-		s.failTEI(w, c, e)
-		return
+	scores := make([]float32, len(vectors)-1)
+	for i, v := range vectors[1:] {
+		var dot float64
+		for k, x := range v {
+			dot += float64(x) * float64(vectors[0][k])
+		}
+		scores[i] = float32(dot) // both unit length
 	}
-	for i, v := range vectors {
-		vectors[i] = shapeVector(v, req.Dimensions, h.Spec.Normalized(), normalize)
-	}
-	writeBody(w, 16+len(vectors)*(2+16*info.Dim), func(b []byte) ([]byte, bool) {
-		return appendFloatArrays(b, vectors)
-	}, vectors)
+	writeJSON(w, http.StatusOK, scores)
 	s.finish(c, metrics.OutcomeOK)
 }
 

@@ -89,6 +89,51 @@ normalize = false
 		ts.embed(t, map[string]any{"model": "minilm", "input": texts, "input_type": "query"}))
 }
 
+// TestTEISimilarity checks /similarity against the cosines of /v1/embeddings vectors.
+func TestTEISimilarity(t *testing.T) {
+	ts := newTestServer(t, "", "")
+	source := "how long do dogs sleep?"
+	sentences := []string{"Dogs sleep 12 to 14 hours a day.", "Paris is the capital of France.", "puppies nap a lot"}
+	check := func(body map[string]any, inputType string) {
+		t.Helper()
+		req := map[string]any{"model": "minilm", "input": append([]string{source}, sentences...)}
+		if inputType != "" {
+			req["input_type"] = inputType
+		}
+		vecs := ts.embed(t, req)
+		status, data := request(t, ts.URL, http.MethodPost, "/similarity", body)
+		var got []float64
+		if status != http.StatusOK || json.Unmarshal(data, &got) != nil || len(got) != len(sentences) {
+			t.Fatalf("/similarity: %d %s", status, data)
+		}
+		for i, g := range got {
+			if want := cosine(vecs[0], vecs[i+1]); math.Abs(g-want) > 1e-6 {
+				t.Errorf("sentence %d: similarity %g, cosine of the embeddings %g", i, g, want)
+			}
+		}
+		if !(got[0] > got[1] && got[2] > got[1]) {
+			t.Errorf("similarities %v do not rank the dog sentences above Paris", got)
+		}
+	}
+	inputs := map[string]any{"source_sentence": source, "sentences": sentences}
+	check(map[string]any{"inputs": inputs}, "")
+	check(map[string]any{"inputs": inputs, "parameters": map[string]any{"prompt_name": "query", "truncate": true}}, "query")
+
+	for _, tc := range []struct{ name, body, says string }{
+		{"no source", `{"inputs": {"sentences": ["a"]}}`, "source_sentence"},
+		{"no sentences", `{"inputs": {"source_sentence": "a", "sentences": []}}`, "at least one"},
+		{"empty sentence", `{"inputs": {"source_sentence": "a", "sentences": ["b", ""]}}`, "sentence 2"},
+		{"unknown prompt", `{"inputs": {"source_sentence": "a", "sentences": ["b"]}, "parameters": {"prompt_name": "x"}}`, "prompt_name"},
+		{"too long", `{"inputs": {"source_sentence": "a", "sentences": ["` + strings.Repeat("word ", 600) + `"]}}`, "truncate is false"},
+	} {
+		status, data := request(t, ts.URL, http.MethodPost, "/similarity", tc.body)
+		checkTEIError(t, status, data, http.StatusUnprocessableEntity, "validation")
+		if !strings.Contains(string(data), tc.says) {
+			t.Errorf("%s: the message does not say %q: %s", tc.name, tc.says, data)
+		}
+	}
+}
+
 // TestTEIEmbedTruncation checks truncate (default false, as in TEI) and both truncation
 // directions, for texts and for token ids: the kept tokens are those of /tokenize's list.
 func TestTEIEmbedTruncation(t *testing.T) {
