@@ -311,7 +311,7 @@ func tokenIDs(i int, ids []int64, info registry.Info, cls, sep int32, truncate, 
 	return frameTokens(seq, cls, sep, hasCLS, hasSEP, info.MaxTokens, keepEnd), nil
 }
 
-// frameTokens returns [CLS] ids [SEP] (each added unless has says ids already carry it) cut to
+// frameTokens returns [CLS] ids [SEP] (each added unless hasCLS / hasSEP say ids carry it) cut to
 // limit tokens: the head and [SEP] kept, or with keepEnd [CLS] and the tail.
 func frameTokens(ids []int32, cls, sep int32, hasCLS, hasSEP bool, limit int, keepEnd bool) []int32 {
 	body := ids

@@ -20,9 +20,13 @@ import (
 // these routes take the model from an optional "model" field (an extension) or default to the one
 // configured embeddings model. Errors come in TEI's shape (failTEI).
 
-const endpointTokenize = "tokenize"
+// Endpoint labels of the TEI routes that run no model.
+const (
+	endpointTokenize = "tokenize"
+	endpointDecode   = "decode"
+)
 
-// routeTEI adds the TEI dense-embedding, tokenization and info routes to r. POST / is TEI's route
+// routeTEI adds the TEI dense-embedding, similarity, tokenization, decoding and info routes to r. POST / is TEI's route
 // for "whatever the model does", where Hugging Face's InferenceClient.feature_extraction (and
 // LangChain's HuggingFaceEndpointEmbeddings) send their requests; here it embeds.
 func (s *Server) routeTEI(r *mux.Router) {
@@ -31,6 +35,7 @@ func (s *Server) routeTEI(r *mux.Router) {
 	}
 	r.Handle("/similarity", s.authenticate(http.HandlerFunc(s.handleSimilarityTEI))).Methods(http.MethodPost)
 	r.Handle("/tokenize", s.authenticate(http.HandlerFunc(s.handleTokenizeTEI))).Methods(http.MethodPost)
+	r.Handle("/decode", s.authenticate(http.HandlerFunc(s.handleDecodeTEI))).Methods(http.MethodPost)
 	r.Handle("/info", s.authenticate(http.HandlerFunc(s.handleInfoTEI))).Methods(http.MethodGet)
 }
 
@@ -346,6 +351,10 @@ func (s *Server) handleTokenizeTEI(w http.ResponseWriter, r *http.Request) {
 				t.Special = true
 			} else {
 				start, stop := offsets[k][0], offsets[k][1]
+				if start < 0 || start > stop || stop > len(text) {
+					s.failTEI(w, c, internal("token %d of input %d has offsets [%d, %d) outside its %d bytes", j, i, start, stop, len(text)))
+					return
+				}
 				t.Text, t.Start, t.Stop = text[start:stop], &start, &stop
 			}
 			list[j] = t
@@ -353,6 +362,83 @@ func (s *Server) handleTokenizeTEI(w http.ResponseWriter, r *http.Request) {
 		resp[i] = list
 	}
 	writeJSON(w, http.StatusOK, resp)
+	s.finish(c, metrics.OutcomeOK)
+}
+
+// ---- POST /decode ----
+
+type teiDecodeRequest struct {
+	// IDs is an array of token ids or an array of such arrays.
+	IDs   json.RawMessage `json:"ids"`
+	Model string          `json:"model"`
+	// SkipSpecialTokens (default true) leaves [CLS], [SEP], [PAD], [MASK] and [UNK] out.
+	SkipSpecialTokens *bool `json:"skip_special_tokens"`
+}
+
+// tokenDecoder is a model that turns token ids back into text (the engine's models do).
+type tokenDecoder interface {
+	Decode(ids []int32, skipSpecial bool) (string, error)
+}
+
+// parseIDLists decodes TEI's ids: one array of token ids, or an array of them.
+func parseIDLists(raw json.RawMessage) ([][]int64, *apiError) {
+	var lists [][]int64
+	if err := json.Unmarshal(raw, &lists); err == nil && len(lists) > 0 {
+		return lists, nil
+	}
+	var one []int64
+	if err := json.Unmarshal(raw, &one); err != nil || one == nil {
+		return nil, badRequest("ids", "invalid_ids", "ids must be an array of token ids or an array of such arrays")
+	}
+	return [][]int64{one}, nil
+}
+
+// handleDecodeTEI serves POST /decode: one text per id array.
+func (s *Server) handleDecodeTEI(w http.ResponseWriter, r *http.Request) {
+	c := &call{endpoint: endpointDecode, start: time.Now()}
+	var req teiDecodeRequest
+	if e := s.readBody(w, r, &req); e != nil {
+		s.failTEI(w, c, e)
+		return
+	}
+	s.label(c, req.Model)
+	lists, e := parseIDLists(req.IDs)
+	if e != nil {
+		s.failTEI(w, c, e)
+		return
+	}
+	h, _, e := s.openTEI(r, c, req.Model, nil)
+	if e != nil {
+		s.failTEI(w, c, e)
+		return
+	}
+	defer h.Release()
+	dec, ok := h.Model.(tokenDecoder)
+	if !ok {
+		s.failTEI(w, c, internal("the model %q cannot decode token ids", h.Spec.ID))
+		return
+	}
+	vocab := h.Model.Info().Vocab
+	skip := req.SkipSpecialTokens == nil || *req.SkipSpecialTokens
+	texts := make([]string, len(lists))
+	for i, list := range lists {
+		ids := make([]int32, len(list))
+		for j, id := range list {
+			if id < 0 || id >= int64(vocab) {
+				s.failTEI(w, c, badRequest("ids", "invalid_token_id",
+					"ids[%d][%d]: token id %d is outside the model's vocabulary [0, %d)", i, j, id, vocab))
+				return
+			}
+			ids[j] = int32(id)
+		}
+		text, err := dec.Decode(ids, skip)
+		if err != nil {
+			s.failTEI(w, c, internal("decoding ids[%d]: %v", i, err))
+			return
+		}
+		texts[i] = text
+	}
+	writeJSON(w, http.StatusOK, texts)
 	s.finish(c, metrics.OutcomeOK)
 }
 

@@ -244,6 +244,33 @@ func TestTEITokenize(t *testing.T) {
 	}
 }
 
+// TestTEIDecode checks /decode against the model's tokenizer (whose decoder is compared with
+// Hugging Face's in package tokenizer): /tokenize's ids decode back to the text.
+func TestTEIDecode(t *testing.T) {
+	ts := newTestServer(t, "", "")
+	m := loadLocal(t, bundledModel(t), model.KindEmbeddings)
+	a := m.Tokenizer().Encode("Hello, world!").IDs
+	b := m.Tokenizer().Encode("tokenization").IDs
+	for _, tc := range []struct {
+		body any
+		want string
+	}{
+		{map[string]any{"ids": a}, `["hello, world!"]`},
+		{map[string]any{"ids": [][]int32{a, b}}, `["hello, world!","tokenization"]`},
+		{map[string]any{"ids": a, "skip_special_tokens": false}, `["[CLS] hello, world! [SEP]"]`},
+		{map[string]any{"ids": []int{}}, `[""]`},
+	} {
+		status, data := request(t, ts.URL, http.MethodPost, "/decode", tc.body)
+		if status != http.StatusOK || strings.TrimSpace(string(data)) != tc.want {
+			t.Errorf("/decode %v: %d %s, want %s", tc.body, status, data, tc.want)
+		}
+	}
+	for _, body := range []string{`{"ids": [1, 99999999]}`, `{"ids": [[1], [-1]]}`, `{"ids": "a"}`, `{}`} {
+		status, data := request(t, ts.URL, http.MethodPost, "/decode", body)
+		checkTEIError(t, status, data, http.StatusUnprocessableEntity, "validation")
+	}
+}
+
 func TestTEIInfo(t *testing.T) {
 	ts := newTestServer(t, "max_request_inputs = 77", "")
 	var info map[string]any
@@ -328,32 +355,29 @@ func TestTEIBadRequests(t *testing.T) {
 // TestTEINeedKey checks that the TEI routes require the API key when one is configured.
 func TestTEINeedKey(t *testing.T) {
 	ts := newTestServer(t, `api_key = "sekrit"`, "")
-	for _, route := range []struct{ method, path string }{
-		{http.MethodPost, "/embed"}, {http.MethodPost, "/"}, {http.MethodPost, "/tokenize"}, {http.MethodGet, "/info"},
+	for _, route := range []struct{ method, path, body string }{
+		{http.MethodPost, "/embed", `{"inputs": "a"}`},
+		{http.MethodPost, "/", `{"inputs": "a"}`},
+		{http.MethodPost, "/similarity", `{"inputs": {"source_sentence": "a", "sentences": ["b"]}}`},
+		{http.MethodPost, "/tokenize", `{"inputs": "a"}`},
+		{http.MethodPost, "/decode", `{"ids": [101, 102]}`},
+		{http.MethodGet, "/info", ""},
 	} {
-		body := `{"inputs": "a"}`
-		if route.method == http.MethodGet {
-			body = ""
-		}
 		for _, key := range []string{"", "sekrit"} {
-			req, err := http.NewRequest(route.method, ts.URL+route.path, strings.NewReader(body))
+			req, err := http.NewRequest(route.method, ts.URL+route.path, strings.NewReader(route.body))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if key != "" {
 				req.Header.Set("Authorization", "Bearer "+key)
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			status, data := send(t, req)
 			want := http.StatusOK
 			if key == "" {
 				want = http.StatusUnauthorized
 			}
-			if resp.StatusCode != want {
-				t.Errorf("%s %s with key %q: status %d, want %d", route.method, route.path, key, resp.StatusCode, want)
+			if status != want {
+				t.Errorf("%s %s with key %q: status %d, want %d: %s", route.method, route.path, key, status, want, data)
 			}
 		}
 	}

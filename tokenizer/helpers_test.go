@@ -156,6 +156,30 @@ func requireTokref(t *testing.T) {
 // runTokref encodes inputs with Hugging Face's tokenizers using w's vocabulary.
 func runTokref(t testing.TB, w *WordPiece, o refOptions, inputs []refInput) []refOutput {
 	t.Helper()
+	var res []refOutput
+	tokref(t, w, inputs, &res, "--lowercase", strconv.FormatBool(o.Lowercase), "--strip-accents", o.StripAccents,
+		"--chinese-chars", strconv.FormatBool(o.ChineseChars), "--max-tokens", strconv.Itoa(o.MaxTokens))
+	if len(res) != len(inputs) {
+		t.Fatalf("tokref.js returned %d encodings for %d inputs", len(res), len(inputs))
+	}
+	return res
+}
+
+// runTokrefDecode decodes id sequences with Hugging Face's tokenizers using w's vocabulary.
+func runTokrefDecode(t testing.TB, w *WordPiece, skipSpecial bool, ids [][]int32) []string {
+	t.Helper()
+	var res []string
+	tokref(t, w, ids, &res, "--decode", strconv.FormatBool(skipSpecial))
+	if len(res) != len(ids) {
+		t.Fatalf("tokref.js returned %d texts for %d id sequences", len(res), len(ids))
+	}
+	return res
+}
+
+// tokref runs scripts/tokref/tokref.js with w's vocabulary and args on input (as JSON) and
+// decodes its output into out.
+func tokref(t testing.TB, w *WordPiece, input, out any, args ...string) {
+	t.Helper()
 	dir := t.TempDir()
 	vocabPath := filepath.Join(dir, "vocab.txt")
 	var vb strings.Builder
@@ -167,7 +191,7 @@ func runTokref(t testing.TB, w *WordPiece, o refOptions, inputs []refInput) []re
 	if err := os.WriteFile(vocabPath, []byte(vb.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	in, err := json.Marshal(inputs)
+	in, err := json.Marshal(input)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,24 +199,17 @@ func runTokref(t testing.TB, w *WordPiece, o refOptions, inputs []refInput) []re
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("node", script, "--vocab", vocabPath,
-		"--lowercase", strconv.FormatBool(o.Lowercase), "--strip-accents", o.StripAccents,
-		"--chinese-chars", strconv.FormatBool(o.ChineseChars), "--max-tokens", strconv.Itoa(o.MaxTokens))
+	cmd := exec.Command("node", append([]string{script, "--vocab", vocabPath}, args...)...)
 	cmd.Stdin = bytes.NewReader(in)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	stdout, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("tokref.js: %v: %s", err, stderr.String())
 	}
-	var res []refOutput
-	if err := json.Unmarshal(out, &res); err != nil {
+	if err := json.Unmarshal(stdout, out); err != nil {
 		t.Fatalf("tokref.js output: %v", err)
 	}
-	if len(res) != len(inputs) {
-		t.Fatalf("tokref.js returned %d encodings for %d inputs", len(res), len(inputs))
-	}
-	return res
 }
 
 // sharedPath finds a file of the shared/ folder that lies beside the repository (as in CI) or at

@@ -104,5 +104,11 @@ func (a *adapter) Sparsify(row []float32, topK int, threshold float32) ([]int32,
 // (httpapi's /tokenize and left truncation).
 func (a *adapter) Tokenize(text string) ([]int32, [][2]int) { return a.m.Tokenizer().Tokenize(text) }
 
+// Decode turns token ids back into text as Hugging Face's WordPiece decoder does (httpapi's
+// /decode).
+func (a *adapter) Decode(ids []int32, skipSpecial bool) (string, error) {
+	return a.m.Tokenizer().Decode(ids, skipSpecial)
+}
+
 // TokenStrings returns the vocabulary strings of token ids.
 func (a *adapter) TokenStrings(ids []int32) ([]string, error) { return a.m.TokenStrings(ids) }

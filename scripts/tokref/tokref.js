@@ -6,11 +6,16 @@
 // Usage:
 //   node tokref.js --vocab vocab.txt [--lowercase true|false] [--strip-accents true|false|auto]
 //                  [--chinese-chars true|false] [--max-tokens N] < inputs.json > outputs.json
+//   node tokref.js --vocab vocab.txt --decode true|false < ids.json > texts.json
 //
 // inputs.json is a JSON array whose items are a string (a single text) or a [query, document] pair.
 // The output is a JSON array with one {ids, type_ids, offsets, truncated} per input. Offsets are
 // converted to UTF-8 byte offsets into the text each token came from (the binding reports them in
 // Unicode code points).
+//
+// With --decode, the input is a JSON array of token-id arrays and the output the JSON array of their
+// decodings by the WordPiece decoder ("##" prefix, cleanup on, as BertTokenizerFast's); the flag's
+// value is skip_special_tokens.
 //
 // Pair truncation keeps the query and cuts the document first (HF's "only_second"); when the
 // document cannot absorb all of the cut, the document is dropped and the query is cut (HF's
@@ -18,10 +23,10 @@
 'use strict';
 
 const fs = require('fs');
-const { Tokenizer, WordPiece, bertNormalizer, bertPreTokenizer, bertProcessing } = require('tokenizers');
+const { Tokenizer, WordPiece, bertNormalizer, bertPreTokenizer, bertProcessing, wordPieceDecoder } = require('tokenizers');
 
 function parseArgs(argv) {
-  const opts = { vocab: null, lowercase: true, stripAccents: 'auto', chineseChars: true, maxTokens: 0 };
+  const opts = { vocab: null, lowercase: true, stripAccents: 'auto', chineseChars: true, maxTokens: 0, decode: null };
   const bool = (name, v) => {
     if (v === 'true') return true;
     if (v === 'false') return false;
@@ -36,6 +41,7 @@ function parseArgs(argv) {
       case '--lowercase': opts.lowercase = bool(key, val); break;
       case '--strip-accents': opts.stripAccents = val === 'auto' ? 'auto' : bool(key, val); break;
       case '--chinese-chars': opts.chineseChars = bool(key, val); break;
+      case '--decode': opts.decode = bool(key, val); break;
       case '--max-tokens':
         opts.maxTokens = Number(val);
         if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new Error(`${key}: bad count ${val}`);
@@ -67,6 +73,7 @@ async function build(opts) {
   tok.setPreTokenizer(bertPreTokenizer());
   tok.setPostProcessor(bertProcessing(['[SEP]', vocab['[SEP]']], ['[CLS]', vocab['[CLS]']]));
   tok.addSpecialTokens(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'].filter((t) => t in vocab));
+  tok.setDecoder(wordPieceDecoder('##', true));
   return tok;
 }
 
@@ -132,7 +139,11 @@ async function main() {
   const inputs = JSON.parse(fs.readFileSync(0, 'utf8'));
   if (!Array.isArray(inputs)) throw new Error('stdin must hold a JSON array');
   const out = [];
-  for (const item of inputs) out.push(await encodeOne(tok, opts, item));
+  if (opts.decode !== null) {
+    for (const ids of inputs) out.push(await tok.decode(ids, opts.decode));
+  } else {
+    for (const item of inputs) out.push(await encodeOne(tok, opts, item));
+  }
   process.stdout.write(JSON.stringify(out) + '\n');
 }
 
