@@ -66,7 +66,7 @@ func (s *Server) Handler() http.Handler {
 		r.Handle(prefix+"/models/{id:.+}", s.authenticate(http.HandlerFunc(s.handleModel))).Methods(http.MethodGet)
 	}
 	s.routeRerankSparse(r) // /v1/rerank, /rerank, /api/v1/rerank, /api/v1/embed_sparse, /embed_sparse
-	s.routeTEI(r)          // /embed, POST /, /tokenize, /info
+	s.routeTEI(r)          // /embed, POST /, /similarity, /tokenize, /decode, /info
 	r.HandleFunc("/health", s.handleHealth).Methods(http.MethodGet)
 	r.HandleFunc("/health/live", s.handleLive).Methods(http.MethodGet)
 	r.HandleFunc("/health/ready", s.handleReady).Methods(http.MethodGet)
