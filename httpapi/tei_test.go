@@ -134,28 +134,21 @@ func TestTEISimilarity(t *testing.T) {
 	}
 }
 
-// TestTEIEmbedTruncation checks truncate (default false, as in TEI) and both truncation
-// directions, for texts and for token ids: the kept tokens are those of /tokenize's list.
-func TestTEIEmbedTruncation(t *testing.T) {
-	ts := newTestServer(t, "", "")
-	long := strings.Repeat("the quick brown fox jumps over the lazy dog ", 80) + "and then it stopped"
-	status, data := request(t, ts.URL, http.MethodPost, "/embed", map[string]any{"inputs": long})
-	checkTEIError(t, status, data, http.StatusUnprocessableEntity, "validation")
-	if !strings.Contains(string(data), "truncate is false") {
-		t.Errorf("the error does not say why: %s", data)
-	}
-
+// tokensOverLimit returns text's token ids (no [CLS]/[SEP]) from the server's /tokenize and the
+// number of them model keeps (/info's max_input_length less [CLS] and [SEP]); text must have more.
+func tokensOverLimit(t *testing.T, base, model, text string) ([]int, int) {
+	t.Helper()
 	var info struct {
 		MaxInputLength int `json:"max_input_length"`
 	}
-	status, data = request(t, ts.URL, http.MethodGet, "/info", nil)
+	status, data := request(t, base, http.MethodGet, "/info?model="+model, nil)
 	if status != http.StatusOK || json.Unmarshal(data, &info) != nil || info.MaxInputLength < 3 {
 		t.Fatalf("/info: %d %s", status, data)
 	}
 	var toks [][]struct {
 		ID int `json:"id"`
 	}
-	status, data = request(t, ts.URL, http.MethodPost, "/tokenize", map[string]any{"inputs": long, "add_special_tokens": false})
+	status, data = request(t, base, http.MethodPost, "/tokenize", map[string]any{"model": model, "inputs": text, "add_special_tokens": false})
 	if status != http.StatusOK || json.Unmarshal(data, &toks) != nil || len(toks) != 1 {
 		t.Fatalf("/tokenize: %d %.200s", status, data)
 	}
@@ -167,6 +160,21 @@ func TestTEIEmbedTruncation(t *testing.T) {
 	if len(ids) <= room {
 		t.Fatalf("the long text has %d tokens, not more than %d", len(ids), room)
 	}
+	return ids, room
+}
+
+// TestTEIEmbedTruncation checks truncate (default false, as in TEI) and both truncation
+// directions, for texts and for token ids: the kept tokens are those of /tokenize's list.
+func TestTEIEmbedTruncation(t *testing.T) {
+	ts := newTestServer(t, "", "")
+	long := strings.Repeat("the quick brown fox jumps over the lazy dog ", 80) + "and then it stopped"
+	status, data := request(t, ts.URL, http.MethodPost, "/embed", map[string]any{"inputs": long})
+	checkTEIError(t, status, data, http.StatusUnprocessableEntity, "validation")
+	if !strings.Contains(string(data), "truncate is false") {
+		t.Errorf("the error does not say why: %s", data)
+	}
+
+	ids, room := tokensOverLimit(t, ts.URL, "all-MiniLM-L6-v2", long)
 	head := ts.embed(t, map[string]any{"model": "minilm", "input": ids[:room]})
 	tail := ts.embed(t, map[string]any{"model": "minilm", "input": ids[len(ids)-room:]})
 	if cosine(head[0], tail[0]) > 0.9999 {
@@ -389,28 +397,7 @@ func TestTEINeedKey(t *testing.T) {
 func TestTEISparseTruncationAndPrompt(t *testing.T) {
 	rs := newRSServer(t, "", "")
 	long := strings.Repeat("sleepy dogs and lazy cats ", 40) + "end with a very different tail of words"
-	var toks [][]struct {
-		ID int `json:"id"`
-	}
-	status, data := request(t, rs.URL, http.MethodPost, "/tokenize", map[string]any{"model": "splade", "inputs": long, "add_special_tokens": false})
-	if status != http.StatusOK || json.Unmarshal(data, &toks) != nil || len(toks) != 1 {
-		t.Fatalf("/tokenize: %d %.200s", status, data)
-	}
-	var info struct {
-		MaxInputLength int `json:"max_input_length"`
-	}
-	status, data = request(t, rs.URL, http.MethodGet, "/info?model=splade", nil)
-	if status != http.StatusOK || json.Unmarshal(data, &info) != nil || info.MaxInputLength < 3 {
-		t.Fatalf("/info: %d %s", status, data)
-	}
-	ids := make([]int, len(toks[0]))
-	for i, tok := range toks[0] {
-		ids[i] = tok.ID
-	}
-	room := info.MaxInputLength - 2
-	if len(ids) <= room {
-		t.Fatalf("the long text has %d tokens, not more than %d", len(ids), room)
-	}
+	ids, room := tokensOverLimit(t, rs.URL, "splade", long)
 	sparseOf := func(path string, body map[string]any) string {
 		status, data := request(t, rs.URL, http.MethodPost, path, body)
 		if status != http.StatusOK {
@@ -446,7 +433,7 @@ func TestTEISparseTruncationAndPrompt(t *testing.T) {
 			t.Errorf("direction %s: /embed_sparse and the token ids of that end differ", direction)
 		}
 	}
-	status, data = request(t, rs.URL, http.MethodPost, "/embed_sparse", map[string]any{"model": "splade", "inputs": "a", "prompt_name": "query"})
+	status, data := request(t, rs.URL, http.MethodPost, "/embed_sparse", map[string]any{"model": "splade", "inputs": "a", "prompt_name": "query"})
 	checkTEIError(t, status, data, http.StatusUnprocessableEntity, "validation")
 	status, data = request(t, rs.URL, http.MethodPost, "/embed_sparse", map[string]any{"model": "splade", "inputs": "a", "truncation_direction": "up"})
 	checkTEIError(t, status, data, http.StatusUnprocessableEntity, "validation")
