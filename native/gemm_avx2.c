@@ -58,7 +58,7 @@ void emb_quant_row_avx2(const float *x, int64_t k, int64_t lda, uint8_t *q, floa
 
 AI void f32_tile(const emb_matrix *W, const float *x, int64_t m, int mr, int64_t p, float *y,
                  const float *res) {
-    const int64_t k = W->k, n = W->n;
+    const int64_t k = W->k;
     const float *w = (const float *)W->data + p * EMB_PANEL * k;
     __m256 acc[6][2];
 #pragma GCC unroll 6
@@ -73,16 +73,8 @@ AI void f32_tile(const emb_matrix *W, const float *x, int64_t m, int mr, int64_t
             acc[r][1] = _mm256_fmadd_ps(av, w1, acc[r][1]);
         }
     }
-    int64_t n0 = p * EMB_PANEL, cnt = n - n0 < EMB_PANEL ? n - n0 : EMB_PANEL;
-    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-    if (W->bias) {
-        b0 = _mm256_load_ps(W->bias + n0);
-        b1 = _mm256_load_ps(W->bias + n0 + 8);
-    }
 #pragma GCC unroll 6
-    for (int r = 0; r < mr; r++)
-        emb_store16_avx2(y + (m + r) * n + n0, res ? res + (m + r) * n + n0 : NULL, cnt, _mm256_add_ps(acc[r][0], b0),
-                _mm256_add_ps(acc[r][1], b1));
+    for (int r = 0; r < mr; r++) emb_finish16_avx2(W, m + r, p, acc[r][0], acc[r][1], y, res);
 }
 
 void emb_f32_kernel_avx2(const emb_matrix *W, const float *x, int64_t m0, int64_t m1, int64_t p0,
@@ -196,7 +188,7 @@ AI __m256i bcast_a(const uint8_t *p) {
 AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
                       const float *asum, int64_t m, const int MR, int64_t p, const int AFF, float *y,
                       const float *res) {
-    const int64_t n = W->n, kp = emb_i8_kp(W->k), nb = kp / EMB_QB;
+    const int64_t kp = emb_i8_kp(W->k), nb = kp / EMB_QB;
     const int8_t *w = (const int8_t *)W->data + p * EMB_PANEL * kp;
     const float *ws = W->scale + p * nb * EMB_PANEL;
     const float *wm = AFF ? W->wmin + p * nb * EMB_PANEL : NULL;
@@ -241,16 +233,8 @@ AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const 
             }
         }
     }
-    const int64_t n0 = p * EMB_PANEL, cnt = n - n0 < EMB_PANEL ? n - n0 : EMB_PANEL;
-    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-    if (W->bias) {
-        b0 = _mm256_load_ps(W->bias + n0);
-        b1 = _mm256_load_ps(W->bias + n0 + 8);
-    }
-    emb_store16_avx2(y + m * n + n0, res ? res + m * n + n0 : NULL, cnt, _mm256_add_ps(f00, b0), _mm256_add_ps(f01, b1));
-    if (MR > 1)
-        emb_store16_avx2(y + (m + 1) * n + n0, res ? res + (m + 1) * n + n0 : NULL, cnt, _mm256_add_ps(f10, b0),
-                _mm256_add_ps(f11, b1));
+    emb_finish16_avx2(W, m, p, f00, f01, y, res);
+    if (MR > 1) emb_finish16_avx2(W, m + 1, p, f10, f11, y, res);
 }
 
 /* The sign-trick tiles of panel p over rows [m0, m1), in near-equal blocks of at most 3 rows. */

@@ -138,16 +138,14 @@ static inline __attribute__((always_inline)) void emb_store16_avx2(float *y, con
     for (int64_t j = 0; j < cnt; j++) y[j] = t[j] + (res ? res[j] : 0.0f);
 }
 
-/* Row m's 16 outputs of panel p of W: v0, v1 plus the bias (if any) and the residual (if any)
-   into y (W->n outputs a row). */
+/* Row m's 16 outputs of panel p of W: v0, v1 plus the bias (zero without one, as the scalar
+   reference adds it) and the residual (if any) into y (W->n outputs a row). */
 static inline __attribute__((always_inline)) void emb_finish16_avx2(const emb_matrix *W, int64_t m, int64_t p,
                                                                     __m256 v0, __m256 v1, float *y, const float *res) {
     const int64_t n = W->n, n0 = p * EMB_PANEL, cnt = n - n0 < EMB_PANEL ? n - n0 : EMB_PANEL;
-    if (W->bias) {
-        v0 = _mm256_add_ps(v0, _mm256_load_ps(W->bias + n0));
-        v1 = _mm256_add_ps(v1, _mm256_load_ps(W->bias + n0 + 8));
-    }
-    emb_store16_avx2(y + m * n + n0, res ? res + m * n + n0 : NULL, cnt, v0, v1);
+    const __m256 b0 = W->bias ? _mm256_load_ps(W->bias + n0) : _mm256_setzero_ps();
+    const __m256 b1 = W->bias ? _mm256_load_ps(W->bias + n0 + 8) : _mm256_setzero_ps();
+    emb_store16_avx2(y + m * n + n0, res ? res + m * n + n0 : NULL, cnt, _mm256_add_ps(v0, b0), _mm256_add_ps(v1, b1));
 }
 #endif
 
