@@ -252,20 +252,24 @@ func tokenizeDirected(h *registry.Handle, in rawInputs, truncate, keepEnd bool, 
 	inputs := make([]batcher.Input, 0, in.len())
 	tokens := 0
 	cls, sep := h.Model.SpecialTokens()
+	lister, canList := h.Model.(tokenLister)
 	for i, text := range in.texts {
-		enc := h.Model.Encode(prefix + text)
+		var enc registry.Encoding
+		if keepEnd && canList {
+			// One tokenization, framed here: the tokenizer's own Encode keeps the start.
+			ids, _ := lister.Tokenize(prefix + text)
+			enc.Input.IDs = frameTokens(ids, cls, sep, false, false, info.MaxTokens, true)
+			enc.Truncated = len(ids)+2 > info.MaxTokens
+		} else {
+			enc = h.Model.Encode(prefix + text)
+		}
 		if enc.Truncated && !truncate {
 			return nil, 0, badRequest(param, "context_length_exceeded",
 				"%s[%d] is longer than the model's limit of %d tokens and truncate is false", param, i, info.MaxTokens)
 		}
-		if enc.Truncated && keepEnd {
-			lister, ok := h.Model.(tokenLister)
-			if !ok {
-				return nil, 0, badRequest("truncation_direction", "invalid_truncation_direction",
-					"the model %q cannot truncate from the left", h.Spec.ID)
-			}
-			ids, _ := lister.Tokenize(prefix + text)
-			enc.Input = batcher.Input{IDs: frameTokens(ids, cls, sep, false, false, info.MaxTokens, true)}
+		if enc.Truncated && keepEnd && !canList {
+			return nil, 0, badRequest("truncation_direction", "invalid_truncation_direction",
+				"the model %q cannot truncate from the left", h.Spec.ID)
 		}
 		inputs = append(inputs, enc.Input)
 		tokens += len(enc.Input.IDs)
