@@ -269,3 +269,29 @@ func TestBenchPausesGC(t *testing.T) {
 		t.Errorf("after the run: GC percent %d, limit %d; want %d, %d", p, l, percent, limit)
 	}
 }
+
+// --settle defaults to a second, accepts zero and refuses a negative pause.
+func TestBenchSettleFlag(t *testing.T) {
+	cases := []struct {
+		args    []string
+		want    time.Duration
+		wantErr string
+	}{
+		{args: nil, want: time.Second},
+		{args: []string{"--settle", "0"}, want: 0},
+		{args: []string{"--settle", "250ms"}, want: 250 * time.Millisecond},
+		{args: []string{"--settle", "-1s"}, wantErr: "--settle -1s is negative"},
+		{args: []string{"--settle", "soon"}, wantErr: "invalid value"},
+	}
+	for _, tc := range cases {
+		c, err := parseBenchFlags(append([]string{"--model", "m"}, tc.args...))
+		switch {
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%q: error %v, want one containing %q", tc.args, err, tc.wantErr)
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%q: %v", tc.args, err)
+		case tc.wantErr == "" && c.settle != tc.want:
+			t.Errorf("%q: settle %v, want %v", tc.args, c.settle, tc.want)
+		}
+	}
+}
