@@ -72,7 +72,7 @@ func parseBenchFlags(args []string) (*benchConfig, error) {
 	fs.IntVar(&c.rounds, "rounds", 1, "passes over the corpus")
 	fs.IntVar(&c.warmup, "warmup", 2, "untimed requests first")
 	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "per-request timeout")
-	fs.DurationVar(&c.settle, "settle", time.Second, "pause after start-up, before connecting (a client on the server's machine disturbs it while it settles)")
+	fs.DurationVar(&c.settle, "settle", time.Second, "pause after start-up, before connecting (a client just started slows a server on its machine)")
 	fs.StringVar(&c.apiKey, "api-key", "", "bearer key (default $EMBEDD_API_KEY, else $OPENAI_API_KEY)")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -269,10 +269,10 @@ func (bc *benchClient) roundTrip(c *benchConn, wire []byte, n int) (tokens int64
 	if !gjson.ValidBytes(data) {
 		return 0, keep, fmt.Errorf("the answer is not valid JSON: %.200s", data)
 	}
-	// Read in place: GetBytes copies what it returns, and a query over every vector ("data.#.embedding")
-	// builds their array anew, ~100 KB an answer of 32 vectors; with the collector paused each
-	// copy was fresh memory faulted in page by page, CPU taken from the server beside it. text
-	// does not outlive this call, and c.buf is not written while it is in use.
+	// Read in place: GetBytes copies what it returns, and a query over every vector
+	// ("data.#.embedding") builds their array anew, ~100 KB an answer of 32 vectors; with the
+	// collector paused each copy was fresh memory faulted in page by page, CPU taken from the
+	// server beside it. text does not outlive this call, and c.buf is not written while it is in use.
 	text := unsafe.String(unsafe.SliceData(data), len(data))
 	got := 0
 	gjson.Get(text, "data").ForEach(func(_, item gjson.Result) bool {
@@ -348,13 +348,13 @@ func benchHTTP(c *benchConfig, texts []string) (*benchReport, error) {
 		}
 		batches = append(batches, batch{wire, len(part)})
 	}
-	// Every client opens its connection and sends its share of the warm-up requests on it before
-	// the clock starts, so no timed request pays for a TCP (or TLS) handshake.
 	// For about half a second after this process starts, a server on the same machine answers
 	// slowly: on the 2-vCPU test VM its first ~250 short queries took twice their usual time and
 	// the bulk run lost 13%, and a pause here, after start-up and before connecting, removed both
 	// (docs/performance.md).
 	time.Sleep(c.settle)
+	// Every client opens its connection and sends its share of the warm-up requests on it before
+	// the clock starts, so no timed request pays for a TCP (or TLS) handshake.
 	conns := make([]benchConn, c.concurrency)
 	defer func() {
 		for i := range conns {
