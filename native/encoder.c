@@ -15,11 +15,17 @@
  * own slice of the matmul scratch. A group with fewer than ROW_LOCAL_MIN rows per worker goes step
  * by step instead, every product split over the workers by columns and attention by (sequence,
  * head).
+ *
+ * The row-local split follows the workers' speeds (plan_rows, learn_rows): on a shared machine one
+ * vCPU is often slower than the other for seconds at a time, and with one barrier a layer the
+ * faster worker would wait for it at every layer. Which worker computes a row never changes its
+ * result.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "embedd.h"
 #include "gemm.h"
@@ -36,6 +42,11 @@
 /* Rows per worker below which a group takes the step-by-step path, each product split over the
    workers by columns (a worker with a few rows would read all the weights for little work). */
 #define ROW_LOCAL_MIN 4
+/* Workers whose row-local shares follow their speeds (more run with an even split). A share may
+   grow to SHARE_GROWTH times the even one, so each worker's slice of the matmul scratch is sized
+   for that (share_cap). */
+#define SPLIT_MAX_WORKERS 16
+#define SHARE_GROWTH 1.5
 /* Tokens per SPLADE decoder step: logits scratch is SPLADE_CHUNK x n_vocab. */
 #define SPLADE_CHUNK 64
 
@@ -65,6 +76,12 @@ struct emb_ctx {
     size_t mm_scratch_bytes, mm_slice;
     float *scores;      /* per worker emb_attend's scratch for cap_len tokens: scores_stride floats */
     int64_t cap_len, cap_workers, scores_stride;
+    /* The row-local split: each worker's fraction of a group's rows (split_nth workers; 0 before the
+       first run), and how long each worker's share of the last pool run took. */
+    int split_nth;
+    double split_frac[SPLIT_MAX_WORKERS];
+    double share_secs[SPLIT_MAX_WORKERS];
+    double split_lag[SPLIT_MAX_WORKERS]; /* smoothed: how much later than the mean each share ends */
 };
 
 /* 64-byte aligned allocation of n elements of size sz; NULL on overflow or failure. */
@@ -150,11 +167,19 @@ static int64_t rows_needed(const emb_model *m, int64_t T, int64_t n_seqs, int64_
     return R;
 }
 
+/* The most rows one worker's row-local share of a group of R rows may hold: SHARE_GROWTH times an
+   even share, and one more for rounding. */
+static int64_t share_cap(int64_t R, int64_t nth) {
+    const int64_t cap = (int64_t)(SHARE_GROWTH * (double)R / (double)nth) + 1;
+    return cap < R ? cap : R;
+}
+
 /* Matmul scratch for R rows: enough for products over all R rows, and for nth workers each running
-   products over its own ceil(R / nth) rows on a slice of *slice bytes. SIZE_MAX on overflow. */
+   products over its own share (at most share_cap rows) on a slice of *slice bytes. SIZE_MAX on
+   overflow. */
 static size_t scratch_for(const emb_model *m, int64_t R, int64_t nth, size_t *slice) {
     const size_t whole = model_scratch_bytes(m, R);
-    const size_t part = model_scratch_bytes(m, (R + nth - 1) / nth);
+    const size_t part = model_scratch_bytes(m, share_cap(R, nth));
     if (whole == SIZE_MAX || part == SIZE_MAX || part > SIZE_MAX / 2) return SIZE_MAX;
     *slice = (part + 63) & ~(size_t)63;
     if ((uint64_t)*slice > (uint64_t)(SIZE_MAX / 2) / (uint64_t)nth) return SIZE_MAX;
@@ -547,7 +572,98 @@ typedef struct {
     float *qkv_out;
     float *hid; /* the group's first row of hidden */
     int64_t R;
+    int planned;                        /* 1: worker ith's rows are [cut[ith], cut[ith + 1]) */
+    int64_t cut[SPLIT_MAX_WORKERS + 1]; /* else an even split */
 } rows_task;
+
+static double now_secs(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Cuts the group's rows by the workers' fractions (even at first, or for more workers than
+   SPLIT_MAX_WORKERS). A share over share_cap, which the fractions' bounds in learn_rows only allow
+   through rounding, falls back to the even split. */
+static void plan_rows(emb_ctx *c, rows_task *rt, int nth) {
+    rt->planned = 0;
+    if (nth > SPLIT_MAX_WORKERS) return;
+    if (c->split_nth != nth) {
+        for (int i = 0; i < nth; i++) {
+            c->split_frac[i] = 1.0 / nth;
+            c->split_lag[i] = 0.0;
+        }
+        c->split_nth = nth;
+    }
+    const int64_t R = rt->R, cap = share_cap(R, nth);
+    double acc = 0.0;
+    rt->cut[0] = 0;
+    for (int i = 0; i < nth; i++) {
+        acc += c->split_frac[i];
+        int64_t cut = i + 1 < nth ? (int64_t)(acc * (double)R + 0.5) : R;
+        if (cut < rt->cut[i]) cut = rt->cut[i];
+        if (cut > R) cut = R;
+        if (cut - rt->cut[i] > cap) return;
+        rt->cut[i + 1] = cut;
+    }
+    rt->planned = 1;
+}
+
+/* After a pool run: each worker's lag (its share's time minus the mean share time, each run's
+   sample clipped to two of its rows' time) is smoothed over runs; once the most lagging worker
+   trails the least by more than one of its rows' time, one row's fraction moves from it to the
+   other and the lags start again from zero. Moving a row at a time toward equal finishing times
+   stays stable where a share's time is not proportional to its rows (a few rows' time is mostly
+   reading the weights); the smoothing and the clipping keep a single slow run (an interrupt, the
+   worker descheduled) from moving rows back and forth. Fractions stay within 1 / SHARE_GROWTH to
+   SHARE_GROWTH times the even one. */
+static void learn_rows(emb_ctx *c, const rows_task *rt, int nth) {
+    if (!rt->planned || nth < 2) return;
+    double mean = 0.0;
+    int shares = 0;
+    for (int i = 0; i < nth; i++) {
+        if (rt->cut[i + 1] > rt->cut[i]) {
+            mean += c->share_secs[i];
+            shares++;
+        }
+    }
+    if (shares < 2) return;
+    mean /= shares;
+    int slow = -1, fast = -1;
+    for (int i = 0; i < nth; i++) {
+        const int64_t rows = rt->cut[i + 1] - rt->cut[i];
+        if (rows <= 0) {
+            c->share_secs[i] = 0.0;
+            continue;
+        }
+        const double row_secs = c->share_secs[i] / (double)rows;
+        double lag = c->share_secs[i] - mean;
+        if (lag > 2 * row_secs) lag = 2 * row_secs;
+        if (lag < -2 * row_secs) lag = -2 * row_secs;
+        c->split_lag[i] = 0.75 * c->split_lag[i] + 0.25 * lag;
+        if (slow < 0 || c->split_lag[i] > c->split_lag[slow]) slow = i;
+        if (fast < 0 || c->split_lag[i] < c->split_lag[fast]) fast = i;
+        c->share_secs[i] = 0.0;
+    }
+    if (slow < 0 || slow == fast) return;
+    const double slow_rows = (double)(rt->cut[slow + 1] - rt->cut[slow]);
+    const double row_secs = (mean + c->split_lag[slow]) / slow_rows;
+    if (c->split_lag[slow] - c->split_lag[fast] <= row_secs) return;
+    const double step = 1.0 / (double)rt->R, even = 1.0 / nth;
+    if (c->split_frac[slow] - step < even / SHARE_GROWTH || c->split_frac[fast] + step > even * SHARE_GROWTH) return;
+    c->split_frac[slow] -= step;
+    c->split_frac[fast] += step;
+    for (int i = 0; i < nth; i++) c->split_lag[i] = 0.0;
+}
+
+void emb_ctx_set_split(emb_ctx *c, int nth, const double *frac) {
+    if (!c || !frac || nth < 1 || nth > SPLIT_MAX_WORKERS) return;
+    for (int i = 0; i < nth; i++) {
+        c->split_frac[i] = frac[i];
+        c->split_lag[i] = 0.0;
+    }
+    c->split_nth = nth;
+}
 
 static void run_rows(void *arg, int ith, int nth) {
     const rows_task *a = arg;
@@ -556,8 +672,14 @@ static void run_rows(void *arg, int ith, int nth) {
     const int64_t E = m->hp.n_embd, F = m->hp.n_ff;
     const float eps = m->hp.norm_eps;
     int64_t r0, r1;
-    emb_split(a->R, ith, nth, &r0, &r1);
+    if (a->planned) {
+        r0 = a->cut[ith];
+        r1 = a->cut[ith + 1];
+    } else {
+        emb_split(a->R, ith, nth, &r0, &r1);
+    }
     if (r1 <= r0) return;
+    const double start = a->planned ? now_secs() : 0.0;
     void *scratch = (uint8_t *)c->mm_scratch + (size_t)ith * c->mm_slice;
     float *h = a->hid + r0 * E;
     const int64_t n = r1 - r0;
@@ -575,6 +697,7 @@ static void run_rows(void *arg, int ith, int nth) {
         for (int64_t r = 0; r < n; r++) emb_layernorm(h + r * E, h + r * E, L->out_norm_g, L->out_norm_b, E, eps);
     }
     if (a->next) emb_matmul(NULL, &a->next->qkv, h, n, a->qkv_out + r0 * 3 * E, NULL, EMB_EPI_NONE, scratch);
+    if (a->planned) c->share_secs[ith] = now_secs() - start;
 }
 
 static void attention(emb_ctx *c, emb_pool *p, int32_t s0, int32_t s1) {
@@ -604,14 +727,18 @@ static void run_layers(emb_ctx *c, emb_pool *p, int32_t s0, int32_t s1) {
     const int nl = m->hp.n_layer;
     if (R >= (int64_t)ROW_LOCAL_MIN * emb_pool_threads(p)) {
         float *const qkv[2] = {c->qkv, c->qkv2};
+        const int nth = emb_pool_threads(p);
         rows_task rt = {.c = c, .s0 = s0, .s1 = s1, .next = &m->layers[0], .qkv_out = qkv[0], .hid = hid, .R = R};
-        emb_pool_run(p, run_rows, &rt);
-        for (int il = 0; il < nl; il++) {
-            rt.tail = &m->layers[il];
-            rt.qkv_in = qkv[il % 2];
-            rt.next = il + 1 < nl ? &m->layers[il + 1] : NULL;
-            rt.qkv_out = qkv[(il + 1) % 2];
+        for (int il = -1; il < nl; il++) { /* il = -1: the first layer's QKV product alone */
+            if (il >= 0) {
+                rt.tail = &m->layers[il];
+                rt.qkv_in = qkv[il % 2];
+                rt.next = il + 1 < nl ? &m->layers[il + 1] : NULL;
+                rt.qkv_out = qkv[(il + 1) % 2];
+            }
+            plan_rows(c, &rt, nth);
             emb_pool_run(p, run_rows, &rt);
+            learn_rows(c, &rt, nth);
         }
         return;
     }

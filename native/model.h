@@ -68,4 +68,9 @@ struct emb_model {
     emb_arena arena;
 };
 
+/* Tests only: sets the fractions of a group's rows that the nth workers of the row-local path take
+   next (encoder.c adjusts them after every pool run), so that a test can check that any split gives
+   the same outputs. Ignored for nth outside 1..16. */
+void emb_ctx_set_split(emb_ctx *c, int nth, const double *frac);
+
 #endif

@@ -2,7 +2,8 @@
  * test_encoder.c - emb_model_load and emb_encode on a tiny random BERT built here (F32 weights,
  * E=64, 4 heads, 2 layers, F=128, vocab 100, ctx 32, 2 token types):
  *   - malformed tensor tables, hparams and batches are rejected with a message naming the problem;
- *   - a sequence encodes the same alone and inside a mixed-length batch; 1 and 2 threads agree;
+ *   - a sequence encodes the same alone and inside a mixed-length batch; 1 and 2 threads agree, and
+ *     so do uneven splits of the rows between 2 and 3 workers;
  *   - pooling (mean/cls/last) matches the per-token states; normalised outputs have unit norm;
  *   - rank and SPLADE heads have the right sizes and match a double-precision computation of the
  *     head from the per-token states.
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "embedd.h"
+#include "model.h"
 #include "quants.h"
 
 #define E 64
@@ -435,6 +437,45 @@ static void test_batching(const table *tb, emb_pool *p1, emb_pool *p2) {
 done:
     emb_ctx_free(c);
     emb_ctx_free(c2);
+    emb_model_free(m);
+}
+
+/* The row-local path splits a group's rows by the workers' measured speeds; whatever the split, every
+   output must be the one-thread output bit for bit. Lengths from 8 (the smallest row-local group
+   on 2 workers) to NCTX, odd and even, with forced fractions at and near the bounds the encoder
+   allows (each worker 1/1.5 to 1.5 times an even share), on 2 and 3 workers; each encode also moves
+   the split on from the forced one. */
+static void test_uneven_splits(const table *tb, emb_pool *p1, emb_pool *p2, emb_pool *p3) {
+    const emb_hparams hp = base_hparams(EMB_POOL_MEAN, EMB_HEAD_EMBED);
+    emb_model *m = load(&hp, tb);
+    CHECK(m != NULL, "load tiny model for splits");
+    if (!m) return;
+    emb_ctx *c1 = emb_ctx_create(m, NULL, 0), *c = emb_ctx_create(m, NULL, 0);
+    static const double two[][2] = {{0.5, 0.5}, {1.0 / 3, 2.0 / 3}, {2.0 / 3, 1.0 / 3}, {0.4, 0.6}, {0.75, 0.25}};
+    static const double three[][3] = {{0.2, 0.5, 0.3}, {0.5, 0.25, 0.25}, {0.25, 0.25, 0.5}};
+    static float ref[E], out[E];
+    const int lens[] = {8, 9, 12, 17, 24, NCTX - 1, NCTX};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        int32_t len = lens[li];
+        emb_batch b = {1, &len, toks, types, 0};
+        if (encode(c1, p1, &b, ref, E) != 0) break;
+        for (size_t k = 0; k < sizeof two / sizeof two[0]; k++) {
+            emb_ctx_set_split(c, 2, two[k]);
+            for (int rep = 0; rep < 2; rep++) {
+                if (encode(c, p2, &b, out, E) != 0) break;
+                CHECK(memcmp(out, ref, sizeof out) == 0, "%d tokens, 2 workers, split %.3f/%.3f, encode %d: max diff %g",
+                      len, two[k][0], two[k][1], rep, max_abs_diff(out, ref, E));
+            }
+        }
+        for (size_t k = 0; k < sizeof three / sizeof three[0] && len >= 12; k++) {
+            emb_ctx_set_split(c, 3, three[k]);
+            if (encode(c, p3, &b, out, E) != 0) break;
+            CHECK(memcmp(out, ref, sizeof out) == 0, "%d tokens, 3 workers, split %.2f/%.2f/%.2f: max diff %g", len,
+                  three[k][0], three[k][1], three[k][2], max_abs_diff(out, ref, E));
+        }
+    }
+    emb_ctx_free(c1);
+    emb_ctx_free(c);
     emb_model_free(m);
 }
 
@@ -879,7 +920,8 @@ int main(void) {
     char err[256] = "";
     emb_pool *p1 = emb_pool_create(1, err, sizeof err);
     emb_pool *p2 = emb_pool_create(2, err, sizeof err);
-    if (!p1 || !p2) {
+    emb_pool *p3 = emb_pool_create(3, err, sizeof err);
+    if (!p1 || !p2 || !p3) {
         printf("test_encoder: pool creation failed: %s\n", err);
         return 1;
     }
@@ -901,6 +943,7 @@ int main(void) {
         }
     }
     test_batching(&tb, p1, p2);
+    test_uneven_splits(&tb, p1, p2, p3);
     test_groups(&tb, p2);
     test_pooling(&tb, p2);
     test_rank(p2);
@@ -911,5 +954,6 @@ int main(void) {
     free_table(&tb);
     emb_pool_free(p1);
     emb_pool_free(p2);
+    emb_pool_free(p3);
     return check_summary("test_encoder", NULL);
 }
