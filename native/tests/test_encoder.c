@@ -442,9 +442,9 @@ done:
 
 /* The row-local path splits a group's rows by the workers' measured speeds; whatever the split, every
    output must be the one-thread output bit for bit. Lengths from 8 (the smallest row-local group
-   on 2 workers) to NCTX, odd and even, with forced fractions at and near the bounds the encoder
-   allows (each worker 1/1.5 to 1.5 times an even share), on 2 and 3 workers; each encode also moves
-   the split on from the forced one. */
+   on 2 workers) to NCTX, odd and even, with forced fractions up to and past the bounds the encoder
+   learns within (each worker 1/1.5 to 1.5 times an even share), on 2 and 3 workers; each encode
+   also moves the split on from the forced one. */
 static void test_uneven_splits(const table *tb, emb_pool *p1, emb_pool *p2, emb_pool *p3) {
     const emb_hparams hp = base_hparams(EMB_POOL_MEAN, EMB_HEAD_EMBED);
     emb_model *m = load(&hp, tb);
