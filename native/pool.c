@@ -247,6 +247,15 @@ void emb_pool_free(emb_pool *p) {
 
 int32_t emb_pool_threads(const emb_pool *p) { return p ? p->n_threads : 1; }
 
+int emb_pool_caller_cpu(const emb_pool *p) {
+#ifdef __linux__
+    if (p && p->steer && p->n_threads == 2 && CPU_COUNT(&p->allowed) == 2) return sched_getcpu();
+#else
+    (void)p;
+#endif
+    return -1;
+}
+
 int32_t emb_pool_thread_ids(emb_pool *p, int64_t *ids, int32_t cap) {
     if (!p || p->n_started == 0) return 0;
     pthread_mutex_lock(&p->mtx);
