@@ -1,6 +1,7 @@
 /* test_pool.c - the thread pool runs every worker's share exactly once per emb_pool_run (whether the
    worker or, when the worker is late, the caller runs it), real work is shared between threads,
-   workers keep off the caller's CPU, and the pool names its threads. */
+   workers keep off the caller's CPU (and the pool reports the caller's CPU where that places the
+   worker), and the pool names its threads. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -188,6 +189,10 @@ static void test_steering(void) {
         CPU_SET(cpus[k2], &one);
         CHECK(pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0, "pinning the caller");
         s.caller_cpu = cpus[k2];
+        /* The caller's CPU is reported only where it also says where the worker runs. */
+        const int want = CPU_COUNT(&allowed) == 2 ? cpus[k2] : -1;
+        CHECK(emb_pool_caller_cpu(p) == want, "caller pinned to CPU %d: emb_pool_caller_cpu %d, want %d", cpus[k2],
+              emb_pool_caller_cpu(p), want);
         for (int r = 0; r < 3; r++) {
             atomic_store(&s.worker_shares, 0);
             struct timespec ts = {0, 30 * 1000 * 1000}; /* the worker falls asleep first */
@@ -200,6 +205,11 @@ static void test_steering(void) {
     CHECK(atomic_load(&s.bad_mask) == 0, "%d worker shares ran with the caller's CPU allowed", atomic_load(&s.bad_mask));
     pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
     emb_pool_free(p);
+    emb_pool *one = emb_pool_create(1, err, sizeof err), *three = emb_pool_create(3, err, sizeof err);
+    CHECK(emb_pool_caller_cpu(one) == -1 && emb_pool_caller_cpu(three) == -1 && emb_pool_caller_cpu(NULL) == -1,
+          "a caller CPU reported for a pool of other than 2 threads");
+    emb_pool_free(one);
+    emb_pool_free(three);
 }
 #endif
 
