@@ -77,7 +77,8 @@ struct emb_ctx {
     float *scores;      /* per worker emb_attend's scratch for cap_len tokens: scores_stride floats */
     int64_t cap_len, cap_workers, scores_stride;
     /* The row-local split: each worker's fraction of a group's rows (split_nth workers; 0 before the
-       first run), and how long each worker's share of the last pool run took. */
+       first run), and how long each worker's share of the last pool run took (written by whoever
+       ran the share, read only for shares that had rows in that run). */
     int split_nth;
     int split_cpu; /* emb_pool_caller_cpu when the fractions were last planned */
     double split_frac[SPLIT_MAX_WORKERS];
@@ -647,10 +648,7 @@ static void learn_rows(emb_ctx *c, const rows_task *rt, int nth) {
     int slow = -1, fast = -1;
     for (int i = 0; i < nth; i++) {
         const int64_t rows = rt->cut[i + 1] - rt->cut[i];
-        if (rows <= 0) {
-            c->share_secs[i] = 0.0;
-            continue;
-        }
+        if (rows <= 0) continue;
         const double row_secs = c->share_secs[i] / (double)rows;
         double lag = c->share_secs[i] - mean;
         if (lag > 2 * row_secs) lag = 2 * row_secs;
@@ -658,7 +656,6 @@ static void learn_rows(emb_ctx *c, const rows_task *rt, int nth) {
         c->split_lag[i] = 0.75 * c->split_lag[i] + 0.25 * lag;
         if (slow < 0 || c->split_lag[i] > c->split_lag[slow]) slow = i;
         if (fast < 0 || c->split_lag[i] < c->split_lag[fast]) fast = i;
-        c->share_secs[i] = 0.0;
     }
     if (slow < 0 || slow == fast) return;
     const double slow_rows = (double)(rt->cut[slow + 1] - rt->cut[slow]);
@@ -741,9 +738,9 @@ static void run_layers(emb_ctx *c, emb_pool *p, int32_t s0, int32_t s1) {
     const int64_t t0 = c->seq_off[s0], R = c->seq_off[s1] - t0;
     float *hid = c->hidden + t0 * E;
     const int nl = m->hp.n_layer;
-    if (R >= (int64_t)ROW_LOCAL_MIN * emb_pool_threads(p)) {
+    const int nth = emb_pool_threads(p);
+    if (R >= (int64_t)ROW_LOCAL_MIN * nth) {
         float *const qkv[2] = {c->qkv, c->qkv2};
-        const int nth = emb_pool_threads(p);
         rows_task rt = {.c = c, .s0 = s0, .s1 = s1, .next = &m->layers[0], .qkv_out = qkv[0], .hid = hid, .R = R};
         for (int il = -1; il < nl; il++) { /* il = -1: the first layer's QKV product alone */
             if (il >= 0) {
