@@ -666,6 +666,8 @@ static emb_kernels kernels_for(int level) {
     return k;
 }
 
+emb_quant_row_fn emb_quant_row_for(int level) { return kernels_for(level).quant_row; }
+
 void emb_sgemm_nt(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                   const float *B, int64_t ldb, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;

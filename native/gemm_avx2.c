@@ -20,33 +20,60 @@ static inline float hmax8(__m256 v) {
     return _mm_cvtss_f32(m);
 }
 
-/* Full 32-blocks in vectors; a final partial block the scalar way (same results: max is exact, and
-   the products and roundings are the same IEEE operations). */
-void emb_quant_row_avx2(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128) {
+/* The maximum of |x| over 32 values. Each max takes the possibly-NaN value first, so a NaN yields
+   the other operand: NaN inputs are ignored, as the scalar reference's comparisons ignore them. */
+static inline __m256 abs_max32_nan_ignored(const float *x) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
-    const __m128i off = _mm_set1_epi8((char)(offset128 ? 0x80 : 0));
+    __m256 m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x), absmask), _mm256_setzero_ps());
+    m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + 8), absmask), m);
+    m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + 16), absmask), m);
+    return _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + 24), absmask), m);
+}
+
+/* One 32-block's bytes: x * inv rounded, through saturating packs (INT_MIN, from a NaN or infinite
+   product, saturates to -128 and is then raised to -127, as the scalar clamp gives), plus off. */
+static inline void quant32_avx2(const float *x, __m256 vinv, uint8_t *q, __m256i off) {
+    const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), vinv));
+    const __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), vinv));
+    const __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16), vinv));
+    const __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 24), vinv));
+    /* packs work within 128-bit lanes: reorder the 32-bit groups afterwards. */
+    __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    bytes = _mm256_xor_si256(_mm256_max_epi8(bytes, _mm256_set1_epi8(-127)), off);
+    _mm256_storeu_si256((__m256i *)q, bytes);
+}
+
+/* Four 32-blocks at a time: one shuffle tree gives the four maxima (instead of four horizontal
+   reductions) and one division each way the four scales. The values are read again from L1 after
+   the maxima: 16 ymm registers cannot hold 128 values. */
+static void quant4_avx2(const float *x, uint8_t *q, float *sa, __m256i off) {
+    __m256 m[4];
+    for (int b = 0; b < 4; b++) m[b] = abs_max32_nan_ignored(x + 32 * b);
+    /* 128-bit halves: m01 holds m0's partial maxima in its low half, m1's in its high half. */
+    const __m256 m01 = _mm256_max_ps(_mm256_permute2f128_ps(m[0], m[1], 0x20), _mm256_permute2f128_ps(m[0], m[1], 0x31));
+    const __m256 m23 = _mm256_max_ps(_mm256_permute2f128_ps(m[2], m[3], 0x20), _mm256_permute2f128_ps(m[2], m[3], 0x31));
+    /* Low half: two partials of block 0, two of block 2; high half: blocks 1 and 3. */
+    __m256 t = _mm256_max_ps(_mm256_shuffle_ps(m01, m23, 0x44), _mm256_shuffle_ps(m01, m23, 0xEE));
+    t = _mm256_max_ps(t, _mm256_permute_ps(t, 0xB1)); /* lanes 0, 4, 2, 6: the maxima of blocks 0-3 */
+    const __m256 pos = _mm256_cmp_ps(t, _mm256_setzero_ps(), _CMP_GT_OQ);
+    const __m256 inv = _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(127.0f), t), pos);
+    const __m256i lanes = _mm256_setr_epi32(0, 4, 2, 6, 0, 0, 0, 0);
+    _mm_storeu_ps(sa, _mm256_castps256_ps128(_mm256_permutevar8x32_ps(_mm256_div_ps(t, _mm256_set1_ps(127.0f)), lanes)));
+    for (int b = 0; b < 4; b++)
+        quant32_avx2(x + 32 * b, _mm256_permutevar8x32_ps(inv, _mm256_set1_epi32(b == 0 ? 0 : b == 1 ? 4 : b == 2 ? 2 : 6)),
+                     q + 32 * b, off);
+}
+
+/* Full 32-blocks in vectors (four at a time, then one at a time); a final partial block the scalar
+   way (same results: max is exact, and the products and roundings are the same IEEE operations). */
+void emb_quant_row_avx2(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128) {
+    const __m256i off = _mm256_set1_epi8((char)(offset128 ? 0x80 : 0));
     int64_t i = 0, b = 0;
+    for (; i + 4 * EMB_QB <= k; i += 4 * EMB_QB, b += 4) quant4_avx2(x + i, q + i, sa + b, off);
     for (; i + EMB_QB <= k; i += EMB_QB, b++) {
-        __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
-        __m256 x2 = _mm256_loadu_ps(x + i + 16), x3 = _mm256_loadu_ps(x + i + 24);
-        __m256 vmax = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(x0, absmask), _mm256_and_ps(x1, absmask)),
-                                    _mm256_max_ps(_mm256_and_ps(x2, absmask), _mm256_and_ps(x3, absmask)));
-        float amax = hmax8(vmax);
-        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-        const __m256 vinv = _mm256_set1_ps(inv);
-        __m256i v0 = _mm256_cvtps_epi32(_mm256_mul_ps(x0, vinv)), v1 = _mm256_cvtps_epi32(_mm256_mul_ps(x1, vinv));
-        __m256i v2 = _mm256_cvtps_epi32(_mm256_mul_ps(x2, vinv)), v3 = _mm256_cvtps_epi32(_mm256_mul_ps(x3, vinv));
-        v0 = _mm256_min_epi32(_mm256_max_epi32(v0, lo), hi);
-        v1 = _mm256_min_epi32(_mm256_max_epi32(v1, lo), hi);
-        v2 = _mm256_min_epi32(_mm256_max_epi32(v2, lo), hi);
-        v3 = _mm256_min_epi32(_mm256_max_epi32(v3, lo), hi);
-        /* packs works within 128-bit lanes: reorder the 64-bit groups afterwards. */
-        __m256i h = _mm256_packs_epi32(v0, v1), h2 = _mm256_packs_epi32(v2, v3);
-        __m256i bytes = _mm256_packs_epi16(h, h2);
-        bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        bytes = _mm256_add_epi8(bytes, _mm256_set_m128i(off, off));
-        _mm256_storeu_si256((__m256i *)(q + i), bytes);
+        float amax = hmax8(abs_max32_nan_ignored(x + i));
+        quant32_avx2(x + i, _mm256_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f), q + i, off);
         sa[b] = amax / 127.0f;
     }
     /* The final partial block and the padding: the scalar reference on the rest of the row, which

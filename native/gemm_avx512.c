@@ -15,13 +15,66 @@ static inline __mmask16 tail_mask(int64_t cnt) {
     return cnt >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cnt > 0 ? cnt : 0)) - 1u);
 }
 
+/* max |x| over x0 and x1, lane by lane. Each max takes the possibly-NaN value first, so a NaN
+   yields the other operand: NaN inputs are ignored, as the scalar reference's comparisons ignore
+   them. */
+static inline __m512 abs_max_nan_ignored(__m512 x0, __m512 x1) {
+    return _mm512_max_ps(_mm512_abs_ps(x1), _mm512_max_ps(_mm512_abs_ps(x0), _mm512_setzero_ps()));
+}
+
+/* Four 32-blocks at a time: the four block maxima come out of one shuffle tree (instead of four
+   horizontal reductions), the four scales from one division each way, and the 128 values narrow
+   to bytes through saturating packs (INT_MIN, from a NaN or infinite product, saturates to -128
+   and is then raised to -127, as the scalar clamp gives). */
+static void quant4_avx512(const float *x, uint8_t *q, float *sa, __m512i off) {
+    __m512 v[8], m[4];
+    for (int i = 0; i < 8; i++) v[i] = _mm512_loadu_ps(x + 16 * i);
+    for (int b = 0; b < 4; b++) m[b] = abs_max_nan_ignored(v[2 * b], v[2 * b + 1]);
+    /* 128-bit quarters: lanes 0-7 of m01 hold m0's partial maxima, lanes 8-15 m1's. */
+    const __m512 m01 = _mm512_max_ps(_mm512_shuffle_f32x4(m[0], m[1], 0x44), _mm512_shuffle_f32x4(m[0], m[1], 0xEE));
+    const __m512 m23 = _mm512_max_ps(_mm512_shuffle_f32x4(m[2], m[3], 0x44), _mm512_shuffle_f32x4(m[2], m[3], 0xEE));
+    /* Quarter b now holds four partial maxima of block b. */
+    __m512 t = _mm512_max_ps(_mm512_shuffle_f32x4(m01, m23, 0x88), _mm512_shuffle_f32x4(m01, m23, 0xDD));
+    t = _mm512_max_ps(t, _mm512_permute_ps(t, 0x4E));
+    t = _mm512_max_ps(t, _mm512_permute_ps(t, 0xB1)); /* every lane of quarter b: the maximum of block b */
+    const __mmask16 pos = _mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_GT_OQ);
+    const __m512 inv = _mm512_maskz_div_ps(pos, _mm512_set1_ps(127.0f), t);
+    const __m512 scale = _mm512_div_ps(t, _mm512_set1_ps(127.0f));
+    _mm_storeu_ps(sa, _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), scale)));
+    __m512i iv[8];
+#define QUANT_BLOCK(B)                                                           \
+    do {                                                                         \
+        const __m512 vinv = _mm512_shuffle_f32x4(inv, inv, (B) * 0x55);          \
+        iv[2 * (B)] = _mm512_cvtps_epi32(_mm512_mul_ps(v[2 * (B)], vinv));       \
+        iv[2 * (B) + 1] = _mm512_cvtps_epi32(_mm512_mul_ps(v[2 * (B) + 1], vinv)); \
+    } while (0)
+    QUANT_BLOCK(0);
+    QUANT_BLOCK(1);
+    QUANT_BLOCK(2);
+    QUANT_BLOCK(3);
+#undef QUANT_BLOCK
+    /* packs work within 128-bit lanes: lane j of the bytes holds 4-value chunks j of the four
+       inputs in turn; one dword permute puts each input's chunks back in order. */
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const __m512i lo = _mm512_set1_epi8(-127);
+    for (int h = 0; h < 2; h++) {
+        __m512i bytes = _mm512_packs_epi16(_mm512_packs_epi32(iv[4 * h], iv[4 * h + 1]),
+                                           _mm512_packs_epi32(iv[4 * h + 2], iv[4 * h + 3]));
+        bytes = _mm512_permutexvar_epi32(order, bytes);
+        bytes = _mm512_xor_si512(_mm512_max_epi8(bytes, lo), off);
+        _mm512_storeu_si512((void *)(q + 64 * h), bytes);
+    }
+}
+
 void emb_quant_row_avx512(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128) {
     const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
-    const __m512i off = _mm512_set1_epi32(offset128 ? 128 : 0);
-    for (int64_t i = 0, b = 0; i < k; i += EMB_QB, b++) {
+    const __m512i off = _mm512_set1_epi32(offset128 ? 128 : 0), off8 = _mm512_set1_epi8((char)(offset128 ? 0x80 : 0));
+    int64_t i = 0, b = 0;
+    for (; i + 4 * EMB_QB <= k; i += 4 * EMB_QB, b += 4) quant4_avx512(x + i, q + i, sa + b, off8);
+    for (; i < k; i += EMB_QB, b++) {
         __mmask16 mk0 = tail_mask(k - i), mk1 = tail_mask(k - i - 16);
         __m512 x0 = _mm512_maskz_loadu_ps(mk0, x + i), x1 = _mm512_maskz_loadu_ps(mk1, x + i + 16);
-        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+        float amax = _mm512_reduce_max_ps(abs_max_nan_ignored(x0, x1));
         float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
         const __m512 vinv = _mm512_set1_ps(inv);
         __m512i v0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vinv));

@@ -62,6 +62,8 @@ static inline int emb_i8_avx2_offset(const emb_matrix *W) { return W->small_pane
    to every byte if offset128; writes the emb_i8_nb(k) block scales to sa. Every level must give
    identical bytes and scales. */
 typedef void (*emb_quant_row_fn)(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128);
+/* The activation quantisation that `level` uses (the scalar one for levels this build lacks). */
+emb_quant_row_fn emb_quant_row_for(int level);
 
 /* Computes rows [m0, m1) and panels [p0, p1) of y = sum_b (sa[m][b] * ws[n][b] * (a_b . w_b) +
    wmin[n][b] * asum[m][b]) + bias (+ residual), without the GELU/tanh activation, for an I8

@@ -16,6 +16,7 @@
 
 #include "embedd.h"
 #include "gemm.h"
+#include "gemm_impl.h"
 #include "pool.h"
 #include "quants.h"
 
@@ -173,6 +174,35 @@ int main(int argc, char **argv) {
         free(kv);
         free(sc);
         free(ctx);
+    }
+    /* Activation quantisation (per 32-block scales), once per row of every product: FFN-down's
+       1536-wide rows and the 384-wide rows of the others. */
+    {
+        enum { QROWS = 64 };
+        const int64_t K = 1536;
+        float *xq = malloc((size_t)(QROWS * K) * sizeof(float)), *sq = malloc((size_t)(QROWS * K / EMB_QB) * sizeof(float));
+        uint8_t *qq = malloc((size_t)(QROWS * K));
+        for (int64_t i = 0; i < QROWS * K; i++) xq[i] = frand();
+        for (int li = 0; li < N_ORDER; li++) {
+            const int level = level_order[li];
+            emb_quant_row_fn fn = emb_quant_row_for(level);
+            if (level == EMB_SIMD_AVXVNNI || emb_simd_set(level) != 0) continue; /* avxvnni: avx2's */
+            printf("quant_row %-10s (per cpu-s)", emb_simd_name(level));
+            for (int64_t k = 384; k <= K; k *= 4) {
+                int reps = 0;
+                double t0 = cpu_now();
+                do {
+                    for (int pass = 0; pass < 64; pass++) /* ~10-40 us between clock reads */
+                        for (int r = 0; r < QROWS; r++) fn(xq + r * k, k, k, qq + r * k, sq + r * (k / EMB_QB), 1);
+                    reps += 64;
+                } while (cpu_now() - t0 < budget / 4 || reps < 3);
+                printf(" | k=%lld %5.2f ns a 32-block", (long long)k, (cpu_now() - t0) / reps / (double)(QROWS * k / EMB_QB) * 1e9);
+            }
+            printf("\n");
+        }
+        free(xq);
+        free(sq);
+        free(qq);
     }
     emb_simd_set(detected);
     for (int s = 0; s < N_SHAPES; s++) {
