@@ -1,4 +1,4 @@
-# embedd build. `make build` -> bin/embedd, `make test` -> C tests + go vet + go test, `make run`
+# embedd build. `make build` -> bin/embedd, `make test` -> C tests (plain and sanitized) + go vet + go test, `make run`
 # -> serve the bundled model on port 7860, `make bench` -> benchmarks.
 #
 # The native core is compiled once per instruction set: foo_avx2.c, foo_avxvnni.c, foo_avx512.c, foo_avx512vnni.c
@@ -36,10 +36,13 @@ CTEST_BIN  := $(patsubst native/tests/%.c,$(BUILD)/tests/%,$(CTEST_SRC))
 export CGO_ENABLED := 1
 GOENV = CGO_CFLAGS="-O2 -DEMBEDD_LIB=$(shell sha1sum $(LIB) 2>/dev/null | cut -c1-16)"
 
-.PHONY: all build lib run test test-deps test-arm64 bench-native test-c test-go vet fmt-check bench clean
+.PHONY: all build lib run test test-deps test-arm64 bench-native test-c test-c-sanitize test-go vet fmt-check bench clean
 all: build
 
 lib: $(LIB)
+
+# The ISA flags of a source file, by its suffix (for rules that build every file with one pattern).
+isa_flags = $(if $(filter %_avx512vnni.c,$(1)),$(FLAGS_AVX512VNNI),$(if $(filter %_avx512.c,$(1)),$(FLAGS_AVX512),$(if $(filter %_avxvnni.c,$(1)),$(FLAGS_AVXVNNI),$(if $(filter %_avx2.c,$(1)),$(FLAGS_AVX2),))))
 
 $(BUILD)/%_avx2.o: native/%_avx2.c $(NATIVE_HDR) | $(BUILD)
 	$(CC) $(CFLAGS_BASE) $(FLAGS_AVX2) -c $< -o $@
@@ -75,6 +78,24 @@ bench-native: $(BENCH_NATIVE)
 test-c: $(CTEST_BIN)
 	@set -e; for t in $(CTEST_BIN); do echo "== $$t"; $$t; done
 
+# The same C tests against a copy of the core built with AddressSanitizer and UndefinedBehaviorSanitizer
+# (any finding fails the run): out-of-bounds reads and writes, use after free, overflowing signed
+# arithmetic and misaligned loads that the plain tests would pass over.
+SAN_BUILD  := native/build-san
+SAN_FLAGS  := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+SAN_OBJ    := $(patsubst native/%.c,$(SAN_BUILD)/%.o,$(NATIVE_SRC))
+SAN_TESTS  := $(patsubst native/tests/%.c,$(SAN_BUILD)/tests/%,$(CTEST_SRC))
+$(SAN_BUILD)/%.o: native/%.c $(NATIVE_HDR)
+	@mkdir -p $(SAN_BUILD)/tests
+	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) $(call isa_flags,$<) -c $< -o $@
+$(SAN_BUILD)/libembedd.a: $(SAN_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+$(SAN_BUILD)/tests/%: native/tests/%.c $(SAN_BUILD)/libembedd.a $(NATIVE_HDR)
+	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) -Inative $< $(SAN_BUILD)/libembedd.a -lm -o $@
+test-c-sanitize: $(SAN_TESTS)
+	@set -e; for t in $(SAN_TESTS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
+
 build: $(LIB)
 	@mkdir -p bin
 	$(GOENV) $(GO) build -o bin/embedd ./cmd/embedd
@@ -102,10 +123,10 @@ test-arm64:
 ifeq ($(ARCH),x86_64)
 TEST_CROSS := test-arm64
 endif
-test: test-deps test-c $(TEST_CROSS) vet fmt-check test-go
+test: test-deps test-c test-c-sanitize $(TEST_CROSS) vet fmt-check test-go
 
 bench: build
 	scripts/bench.sh
 
 clean:
-	rm -rf $(BUILD) bin
+	rm -rf $(BUILD) $(SAN_BUILD) bin
