@@ -1,4 +1,4 @@
-# embedd build. `make build` -> bin/embedd, `make test` -> C tests (plain and sanitized) + go vet + go test, `make run`
+# embedd build. `make build` -> bin/embedd, `make test` -> C tests (plain and sanitized) + go vet + go test (and -race), `make run`
 # -> serve the bundled model on port 7860, `make bench` -> benchmarks.
 #
 # The native core is compiled once per instruction set: foo_avx2.c, foo_avxvnni.c, foo_avx512.c, foo_avx512vnni.c
@@ -36,7 +36,7 @@ CTEST_BIN  := $(patsubst native/tests/%.c,$(BUILD)/tests/%,$(CTEST_SRC))
 export CGO_ENABLED := 1
 GOENV = CGO_CFLAGS="-O2 -DEMBEDD_LIB=$(shell sha1sum $(LIB) 2>/dev/null | cut -c1-16)"
 
-.PHONY: all build lib run test test-deps test-arm64 bench-native test-c test-c-sanitize test-go vet fmt-check bench clean
+.PHONY: all build lib run test test-deps test-arm64 bench-native test-c test-c-sanitize test-go test-go-race vet fmt-check bench clean
 all: build
 
 lib: $(LIB)
@@ -113,6 +113,11 @@ fmt-check:
 test-go: $(LIB)
 	$(GOENV) $(GO) test -count=1 ./...
 
+# The packages whose goroutines share state (the HTTP handlers, the model registry and its engine,
+# the batcher, the metrics) again under the race detector.
+test-go-race: $(LIB)
+	$(GOENV) $(GO) test -race -count=1 ./httpapi/ ./registry/... ./batcher/ ./metrics/
+
 test-deps:
 	scripts/install-test-deps.sh
 
@@ -123,7 +128,7 @@ test-arm64:
 ifeq ($(ARCH),x86_64)
 TEST_CROSS := test-arm64
 endif
-test: test-deps test-c test-c-sanitize $(TEST_CROSS) vet fmt-check test-go
+test: test-deps test-c test-c-sanitize $(TEST_CROSS) vet fmt-check test-go test-go-race
 
 bench: build
 	scripts/bench.sh
