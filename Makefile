@@ -41,21 +41,12 @@ all: build
 
 lib: $(LIB)
 
-# The ISA flags of a source file, by its suffix (for rules that build every file with one pattern).
-isa_flags = $(if $(filter %_avx512vnni.c,$(1)),$(FLAGS_AVX512VNNI),$(if $(filter %_avx512.c,$(1)),$(FLAGS_AVX512),$(if $(filter %_avxvnni.c,$(1)),$(FLAGS_AVXVNNI),$(if $(filter %_avx2.c,$(1)),$(FLAGS_AVX2),))))
+# The ISA flags of a source file, by its suffix (none for the baseline files and NEON's, which is
+# part of the arm64 baseline).
+isa_flags = $(if $(filter %_avx512vnni.c,$(1)),$(FLAGS_AVX512VNNI),$(if $(filter %_avx512.c,$(1)),$(FLAGS_AVX512),$(if $(filter %_avxvnni.c,$(1)),$(FLAGS_AVXVNNI),$(if $(filter %_avx2.c,$(1)),$(FLAGS_AVX2),$(if $(filter %_neon.c,$(1)),$(FLAGS_NEON),)))))
 
-$(BUILD)/%_avx2.o: native/%_avx2.c $(NATIVE_HDR) | $(BUILD)
-	$(CC) $(CFLAGS_BASE) $(FLAGS_AVX2) -c $< -o $@
-$(BUILD)/%_avx512.o: native/%_avx512.c $(NATIVE_HDR) | $(BUILD)
-	$(CC) $(CFLAGS_BASE) $(FLAGS_AVX512) -c $< -o $@
-$(BUILD)/%_avx512vnni.o: native/%_avx512vnni.c $(NATIVE_HDR) | $(BUILD)
-	$(CC) $(CFLAGS_BASE) $(FLAGS_AVX512VNNI) -c $< -o $@
-$(BUILD)/%_avxvnni.o: native/%_avxvnni.c $(NATIVE_HDR) | $(BUILD)
-	$(CC) $(CFLAGS_BASE) $(FLAGS_AVXVNNI) -c $< -o $@
-$(BUILD)/%_neon.o: native/%_neon.c $(NATIVE_HDR) | $(BUILD)
-	$(CC) $(CFLAGS_BASE) $(FLAGS_NEON) -c $< -o $@
 $(BUILD)/%.o: native/%.c $(NATIVE_HDR) | $(BUILD)
-	$(CC) $(CFLAGS_BASE) -c $< -o $@
+	$(CC) $(CFLAGS_BASE) $(call isa_flags,$<) -c $< -o $@
 
 $(LIB): $(NATIVE_OBJ)
 	rm -f $@
