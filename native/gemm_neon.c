@@ -29,7 +29,7 @@ void emb_quant_row_neon(const float *x, int64_t k, int64_t lda, uint8_t *q, floa
         float32x4_t vmax = vdupq_n_f32(0.0f);
         for (int j = 0; j < 8; j++) {
             v[j] = vld1q_f32(x + i + 4 * j);
-            vmax = vmaxq_f32(vmax, vabsq_f32(v[j]));
+            vmax = vmaxnmq_f32(vmax, vabsq_f32(v[j])); /* maxNum: a NaN is ignored, as in the scalar reference */
         }
         float amax = vmaxvq_f32(vmax);
         float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
