@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	testPool.Close()
+	if rsFiles.dir != "" { // the rerank and sparse tests' synthetic models
+		os.RemoveAll(rsFiles.dir)
+	}
 	os.Exit(code)
 }
 
