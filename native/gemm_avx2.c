@@ -58,11 +58,11 @@ static void quant4_avx2(const float *x, uint8_t *q, float *sa, __m256i off) {
     t = _mm256_max_ps(t, _mm256_permute_ps(t, 0xB1)); /* lanes 0, 4, 2, 6: the maxima of blocks 0-3 */
     const __m256 pos = _mm256_cmp_ps(t, _mm256_setzero_ps(), _CMP_GT_OQ);
     const __m256 inv = _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(127.0f), t), pos);
-    const __m256i lanes = _mm256_setr_epi32(0, 4, 2, 6, 0, 0, 0, 0);
+    static const int block_lane[4] = {0, 4, 2, 6}; /* where t holds block b's maximum */
+    const __m256i lanes = _mm256_setr_epi32(block_lane[0], block_lane[1], block_lane[2], block_lane[3], 0, 0, 0, 0);
     _mm_storeu_ps(sa, _mm256_castps256_ps128(_mm256_permutevar8x32_ps(_mm256_div_ps(t, _mm256_set1_ps(127.0f)), lanes)));
     for (int b = 0; b < 4; b++)
-        quant32_avx2(x + 32 * b, _mm256_permutevar8x32_ps(inv, _mm256_set1_epi32(b == 0 ? 0 : b == 1 ? 4 : b == 2 ? 2 : 6)),
-                     q + 32 * b, off);
+        quant32_avx2(x + 32 * b, _mm256_permutevar8x32_ps(inv, _mm256_set1_epi32(block_lane[b])), q + 32 * b, off);
 }
 
 /* Full 32-blocks in vectors (four at a time, then one at a time); a final partial block the scalar
