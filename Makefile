@@ -13,11 +13,12 @@ LIB     := $(BUILD)/libembedd.a
 
 CFLAGS_BASE := -std=c11 -O3 -g -Wall -Wextra -Wno-unused-parameter -Wshadow -fPIC -pthread \
                -fno-math-errno -D_GNU_SOURCE
-FLAGS_AVX2       := -mavx2 -mfma -mf16c -mbmi2
-FLAGS_AVX512     := $(FLAGS_AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512dq
-FLAGS_AVX512VNNI := $(FLAGS_AVX512) -mavx512vnni
-FLAGS_AVXVNNI    := $(FLAGS_AVX2) -mavxvnni
-FLAGS_NEON       :=
+# The ISA flags of foo_<isa>.c: FLAGS_<isa> (isa_flags below). NEON is part of the arm64 baseline.
+FLAGS_avx2       := -mavx2 -mfma -mf16c -mbmi2
+FLAGS_avx512     := $(FLAGS_avx2) -mavx512f -mavx512bw -mavx512vl -mavx512dq
+FLAGS_avx512vnni := $(FLAGS_avx512) -mavx512vnni
+FLAGS_avxvnni    := $(FLAGS_avx2) -mavxvnni
+FLAGS_neon       :=
 
 NATIVE_SRC := $(wildcard native/*.c)
 ifeq ($(ARCH),x86_64)
@@ -41,9 +42,9 @@ all: build
 
 lib: $(LIB)
 
-# The ISA flags of a source file, by its suffix (none for the baseline files and NEON's, which is
-# part of the arm64 baseline).
-isa_flags = $(if $(filter %_avx512vnni.c,$(1)),$(FLAGS_AVX512VNNI),$(if $(filter %_avx512.c,$(1)),$(FLAGS_AVX512),$(if $(filter %_avxvnni.c,$(1)),$(FLAGS_AVXVNNI),$(if $(filter %_avx2.c,$(1)),$(FLAGS_AVX2),$(if $(filter %_neon.c,$(1)),$(FLAGS_NEON),)))))
+# The ISA flags of a source file, looked up by the last `_` part of its name (foo_avx512vnni.c ->
+# FLAGS_avx512vnni); no such variable, so none, for the baseline files (encoder.c, gemm.c, ...).
+isa_flags = $(FLAGS_$(lastword $(subst _, ,$(basename $(notdir $(1))))))
 
 $(BUILD)/%.o: native/%.c $(NATIVE_HDR) | $(BUILD)
 	$(CC) $(CFLAGS_BASE) $(call isa_flags,$<) -c $< -o $@
