@@ -52,11 +52,13 @@ AI void finish(const emb_matrix *W, __m512 v, int64_t m, int64_t n0, float *y, c
 }
 
 /* Up to 6 rows x 2 panels: 12 int32 and 12 float accumulators, all in registers (with the two
-   weight lines and the broadcast, 27 of the 32 zmm). Wider tiles (6 x 4, the float accumulators in
-   an L1 tile) ran 15-20% slower: each block's fold then has to wait for registers the next block's
-   products hold. The accumulators are named variables, not an array: GCC keeps named vectors in
-   registers but spills an array of zmm on every update. MR and NP are compile-time constants at
-   every call, so the unused rows and columns vanish. */
+   weight lines and the broadcast, 27 of the 32 zmm). Of the tile shapes timed on one Zen 5 core
+   (docs/performance.md), those of 8 to 18 accumulators and at least 4 rows ran fastest; the 6 x 4
+   tile used before (float accumulators in an L1 tile) ran 15-20% slower, tiles of 3 rows slower
+   still. Six rows keep a short query's weights read once per worker. The accumulators are named
+   variables, not an array: GCC keeps named vectors in registers but spills an array of zmm on
+   every update. MR and NP are compile-time constants at every call, so the unused rows and
+   columns vanish. */
 AI void vnni_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                   int64_t m, const int MR, int64_t p, const int NP, const int AFF, float *y, const float *res) {
     const int64_t kp = emb_i8_kp(W->k), nb = kp / EMB_QB, ps = EMB_PANEL * kp, ss = nb * EMB_PANEL;
