@@ -819,8 +819,8 @@ static void blocks_chunk(const mm_task *t, int64_t m0, int64_t m1, int64_t c0, i
 #define EMB_ROW_SPLIT_MIN 4
 
 /* Outputs [c0, c1) of rows [m0, m1), walked in EMB_MC-row blocks and column groups. A column group
-   is 4 panels (64 outputs: whole register tiles at every level, one or two of them) for the packed
-   kinds and 32 weight rows (which stay in L1 while the rows pass) for BLOCKS. */
+   is 4 panels (64 outputs: a whole number of register tiles at every level) for the packed kinds
+   and 32 weight rows (which stay in L1 while the rows pass) for BLOCKS. */
 static void compute_range(const mm_task *t, int64_t m_lo, int64_t m_hi, int64_t g_lo, int64_t g_hi) {
     const emb_matrix *W = t->W;
     int64_t n = W->n;
