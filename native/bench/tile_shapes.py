@@ -13,6 +13,7 @@ SHAPE is ROWSxPANELS, with a trailing r to keep the float accumulators in regist
 L1 tile (default: 6x4 6x2 6x2r 4x3 4x3r 5x2 3x4). Needs a C compiler and a CPU with AVX-512 VNNI.
 """
 import argparse
+import math
 import os
 import re
 import subprocess
@@ -129,16 +130,6 @@ def tile(name, mr, npn, reg):
     return "\n".join(f)
 
 
-def lcm_all(vals):
-    out = 1
-    for v in vals:
-        a, b = out, v
-        while b:
-            a, b = b, a % b
-        out = out * v // a
-    return out
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--k", type=int, default=384)
@@ -158,8 +149,9 @@ def main():
         if npn > args.n // 16 or mr > args.rows:
             sys.exit(f"tile_shapes: shape {s} is larger than the {args.rows} x {args.n} problem")
         shapes.append((s, mr, npn, m.group(3) == "r"))
-    common_rows = args.rows // lcm_all([mr for _, mr, _, _ in shapes]) * lcm_all([mr for _, mr, _, _ in shapes])
-    common_panels = (args.n // 16) // lcm_all([p for _, _, p, _ in shapes]) * lcm_all([p for _, _, p, _ in shapes])
+    # The region every shape covers: whole multiples of all their row and panel counts.
+    row_lcm, panel_lcm = math.lcm(*(mr for _, mr, _, _ in shapes)), math.lcm(*(p for _, _, p, _ in shapes))
+    common_rows, common_panels = args.rows // row_lcm * row_lcm, (args.n // 16) // panel_lcm * panel_lcm
     src = [HEADER] + [tile(n, mr, p, r) for n, mr, p, r in shapes]
     src.append("static const struct { const char *name; tile_fn fn; int mr, np; } shapes[] = {" +
                ", ".join(f'{{"{n}", tile_{n}, {mr}, {p}}}' for n, mr, p, _ in shapes) + "};")
