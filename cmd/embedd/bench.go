@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/tls"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -15,7 +17,9 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +36,7 @@ func init() {
 // benchConfig is `embedd bench`'s flags.
 type benchConfig struct {
 	url, model, corpus, apiKey string
+	trace                      string // CSV file of every timed request, "" for none
 	batch, concurrency, words  int
 	rounds, warmup             int
 	timeout, settle            time.Duration
@@ -75,6 +80,7 @@ func parseBenchFlags(args []string) (*benchConfig, error) {
 	fs.DurationVar(&c.settle, "settle", time.Second, "pause after start-up, before connecting (a client just started slows a server on its machine)")
 	fs.StringVar(&c.apiKey, "api-key", "", "bearer key (default $EMBEDD_API_KEY, else $OPENAI_API_KEY)")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the report as JSON")
+	fs.StringVar(&c.trace, "trace", "", "write every timed request to this CSV file (request, inputs, tokens, start_ms, latency_ms, error), to see which were slow")
 	if err := fs.Parse(args); err != nil {
 		return nil, usagef("bench: %v", err)
 	}
@@ -325,6 +331,40 @@ func pauseGC() (restore func()) {
 	}
 }
 
+// benchRecord is one timed request: its index in the run, what it carried and how long it took
+// (start is from the start of the run). err is "" for a request that succeeded.
+type benchRecord struct {
+	request        int64
+	inputs         int
+	tokens         int64
+	start, latency time.Duration
+	err            string
+}
+
+// writeBenchTrace writes records to path as CSV, in the order the requests were sent. A request's
+// index tells which texts it carried: request i holds texts [i*batch, (i+1)*batch) of the corpus
+// (modulo its length when --rounds repeats it).
+func writeBenchTrace(path string, records []benchRecord) error {
+	sorted := slices.Clone(records)
+	slices.SortFunc(sorted, func(a, b benchRecord) int { return cmp.Compare(a.request, b.request) })
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.Write([]string{"request", "inputs", "tokens", "start_ms", "latency_ms", "error"})
+	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d.Nanoseconds())/1e6, 'f', 3, 64) }
+	for _, r := range sorted {
+		w.Write([]string{strconv.FormatInt(r.request, 10), strconv.Itoa(r.inputs), strconv.FormatInt(r.tokens, 10),
+			ms(r.start), ms(r.latency), r.err})
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return fmt.Errorf("bench: --trace: %w", err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("bench: --trace: %w", err)
+	}
+	return nil
+}
+
 // benchHTTP sends the corpus in requests of c.batch texts from c.concurrency clients.
 func benchHTTP(c *benchConfig, texts []string) (*benchReport, error) {
 	if len(texts) == 0 {
@@ -384,7 +424,7 @@ func benchHTTP(c *benchConfig, texts []string) (*benchReport, error) {
 	total := int64(len(batches) * c.rounds)
 	var mu sync.Mutex
 	rep := &benchReport{URL: bc.target.String(), Model: c.model, Batch: c.batch, Concurrency: c.concurrency}
-	latencies := make([]float64, 0, total)
+	records := make([]benchRecord, 0, total)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for k := range conns {
@@ -399,25 +439,32 @@ func benchHTTP(c *benchConfig, texts []string) (*benchReport, error) {
 				b := batches[i%int64(len(batches))]
 				t0 := time.Now()
 				tokens, err := bc.embed(conn, b.wire, b.n)
-				ms := float64(conn.answered.Sub(t0).Nanoseconds()) / 1e6
-				mu.Lock()
-				rep.Requests++
+				r := benchRecord{request: i, inputs: b.n, tokens: tokens, start: t0.Sub(start), latency: conn.answered.Sub(t0)}
 				if err != nil {
-					rep.Errors++
-					if rep.FirstError == "" {
-						rep.FirstError = err.Error()
-					}
-				} else {
-					rep.Inputs += b.n
-					rep.Tokens += tokens
-					latencies = append(latencies, ms)
+					r.err = err.Error()
 				}
+				mu.Lock()
+				records = append(records, r)
 				mu.Unlock()
 			}
 		}(&conns[k])
 	}
 	wg.Wait()
 	rep.Seconds = time.Since(start).Seconds()
+	latencies := make([]float64, 0, len(records))
+	for _, r := range records {
+		rep.Requests++
+		if r.err != "" {
+			rep.Errors++
+			if rep.FirstError == "" {
+				rep.FirstError = r.err
+			}
+			continue
+		}
+		rep.Inputs += r.inputs
+		rep.Tokens += r.tokens
+		latencies = append(latencies, float64(r.latency.Nanoseconds())/1e6)
+	}
 	ok := float64(rep.Requests - rep.Errors)
 	rep.RequestsPerS = ok / rep.Seconds
 	rep.InputsPerS = float64(rep.Inputs) / rep.Seconds
@@ -426,6 +473,11 @@ func benchHTTP(c *benchConfig, texts []string) (*benchReport, error) {
 	if len(latencies) > 0 {
 		rep.P50Ms, rep.P90Ms = percentile(latencies, 50), percentile(latencies, 90)
 		rep.P99Ms, rep.MaxMs = percentile(latencies, 99), latencies[len(latencies)-1]
+	}
+	if c.trace != "" {
+		if err := writeBenchTrace(c.trace, records); err != nil {
+			return nil, err
+		}
 	}
 	return rep, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime/metrics"
 	"slices"
 	"strconv"
@@ -147,6 +149,61 @@ func TestBenchAnswerChecks(t *testing.T) {
 				t.Errorf("tokens %d, want %d", rep.Tokens, tc.tokens)
 			}
 		})
+	}
+}
+
+// --trace writes one CSV row per timed request, in the order sent, with what it carried, its times
+// and its error; the report's figures are those of the same requests.
+func TestBenchTrace(t *testing.T) {
+	var calls atomic.Int64
+	url, _ := fakeEmbeddings(t, http.StatusOK, func(n int) string {
+		if calls.Add(1) == 2 { // the second timed request (no warm-up) fails its check
+			return embeddingsAnswer(n-1, 5*n)
+		}
+		return embeddingsAnswer(n, 5*n)
+	})
+	texts := []string{"one", "two", "three", "four", "five", "six", "seven"}
+	c := benchTestConfig(url)
+	c.apiKey, c.concurrency, c.trace = "k", 1, filepath.Join(t.TempDir(), "trace.csv")
+	rep, err := benchHTTP(c, texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(c.trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{ // request, inputs, tokens; the times are checked apart
+		{"0", "3", "15"}, {"1", "3", "0"}, {"2", "1", "5"}, {"3", "3", "15"}, {"4", "3", "15"}, {"5", "1", "5"},
+	}
+	if len(rows) != len(want)+1 || strings.Join(rows[0], ",") != "request,inputs,tokens,start_ms,latency_ms,error" {
+		t.Fatalf("trace has %d rows, header %q; want %d and the column names", len(rows), rows[0], len(want)+1)
+	}
+	var lastStart, sumMs float64
+	for i, row := range rows[1:] {
+		if !slices.Equal(row[:3], want[i]) {
+			t.Errorf("row %d = %q, want %q", i+1, row[:3], want[i])
+		}
+		start, err1 := strconv.ParseFloat(row[3], 64)
+		ms, err2 := strconv.ParseFloat(row[4], 64)
+		if err1 != nil || err2 != nil || start < lastStart || ms <= 0 {
+			t.Errorf("row %d: start_ms %q, latency_ms %q (previous start %.3f)", i+1, row[3], row[4], lastStart)
+		}
+		lastStart = start
+		if (row[5] != "") != (i == 1) || (i == 1 && !strings.Contains(row[5], "2 embeddings for 3 inputs")) {
+			t.Errorf("row %d: error %q", i+1, row[5])
+		}
+		if i != 1 {
+			sumMs += ms
+		}
+	}
+	if rep.Requests != 6 || rep.Errors != 1 || rep.Tokens != 55 || rep.MaxMs > sumMs {
+		t.Errorf("report %+v does not match the trace (latencies sum to %.3f ms)", rep, sumMs)
 	}
 }
 
