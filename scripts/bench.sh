@@ -98,7 +98,7 @@ else
         awk '/^VmRSS|^VmHWM/ {print $1, $2}' "/proc/$SERVER/status" >"$OUT/server-memory.txt"
         cat "$OUT/server-memory.txt"
         if ! "$BIN" bench --url "$URL" --model "$MODEL_ID" --batch 1 --concurrency 1 --warmup 20 \
-            --corpus "$OUT/queries.json" --json >"$OUT/http-latency.json"; then
+            --corpus "$OUT/queries.json" --trace "$OUT/http-latency.csv" --json >"$OUT/http-latency.json"; then
             failed+=("embedd bench (latency)")
         fi
         cat "$OUT/http-latency.json"
