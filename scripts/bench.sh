@@ -138,7 +138,7 @@ fi
 trap - EXIT
 step "summary"
 python3 - "$OUT" <<'EOF' | tee "$OUT/summary.txt"
-import json, os, re, sys
+import csv, json, os, re, sys
 
 out = sys.argv[1]
 
@@ -229,6 +229,18 @@ for name, goal, meas, ok in rows:
     res = "n/a" if ok is None else ("PASS" if ok else "MISS")
     print("%-*s  %-*s  %-*s  %s" % (w[0], name, w[1], goal, w[2], meas, res))
 print()
+try:
+    with open(os.path.join(out, "http-latency.csv")) as f:
+        traced = [r for r in csv.DictReader(f) if not r["error"]]
+except (OSError, KeyError, csv.Error):
+    traced = []
+if len(traced) >= 100:
+    # The p99 of n requests (nearest rank ceil(0.99 n)) is the k-th slowest: these are the ones that
+    # made it, with their token counts (a long text is slow for its length, a short one for a stall).
+    traced.sort(key=lambda r: -float(r["latency_ms"]))
+    k = len(traced) - -(-99 * len(traced) // 100) + 1
+    print("slowest short queries through HTTP (tokens: ms), the p99 is #%d: %s" % (k, ", ".join(
+        "%s: %.2f" % (r["tokens"], float(r["latency_ms"])) for r in traced[:k + 2])))
 if vnni:
     print("AVX-VNNI level (CPUs without AVX-512, e.g. Intel since Alder Lake), 2 threads, budget %d: %s tokens/s"
           % (vnni["budget"], "{:,.0f}".format(vnni["tokens_per_sec"])))
