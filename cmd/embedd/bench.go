@@ -48,6 +48,7 @@ type benchConfig struct {
 type benchReport struct {
 	URL          string  `json:"url"`
 	Model        string  `json:"model"`
+	Started      string  `json:"started"` // when the timed run began (RFC 3339, UTC): --trace's start_ms counts from here
 	Batch        int     `json:"batch"`
 	Concurrency  int     `json:"concurrency"`
 	Requests     int     `json:"requests"`
@@ -427,6 +428,7 @@ func benchHTTP(c *benchConfig, texts []string) (*benchReport, error) {
 	records := make([]benchRecord, 0, total)
 	var wg sync.WaitGroup
 	start := time.Now()
+	rep.Started = start.UTC().Format(time.RFC3339Nano)
 	for k := range conns {
 		wg.Add(1)
 		go func(conn *benchConn) {
