@@ -16,7 +16,7 @@ func (w *WordPiece) Decode(ids []int32, skipSpecial bool) (string, error) {
 	for _, id := range ids {
 		tok, ok := w.Token(id)
 		if !ok {
-			return "", fmt.Errorf("decode: token id %d is outside the vocabulary [0, %d)", id, len(w.tokens))
+			return "", fmt.Errorf("decode: token id %d is outside the vocabulary [0, %d)", id, w.tokens.len())
 		}
 		if skipSpecial && w.isSpecial(id) {
 			continue

@@ -51,7 +51,7 @@ func TestGolden(t *testing.T) {
 			if len(c.Inputs) == 0 || len(c.Inputs) != len(c.Outputs) {
 				t.Fatalf("%d inputs, %d outputs", len(c.Inputs), len(c.Outputs))
 			}
-			cw, err := build(w.tokens, w.specials, c.Options.options())
+			cw, err := build(vocabStrings(w), w.specials, c.Options.options())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -225,3 +225,13 @@ func sharedPath(t testing.TB, rel string) string {
 	t.Fatalf("shared/%s not found beside the repository or at /work/shared", rel)
 	return ""
 }
+
+// vocabStrings returns w's vocabulary in HF form, index = id, to build variants of w with other
+// options.
+func vocabStrings(w *WordPiece) []string {
+	out := make([]string, w.tokens.len())
+	for i := range out {
+		out[i] = w.tokens.at(i)
+	}
+	return out
+}

@@ -89,7 +89,7 @@ func TestReferenceRandom(t *testing.T) {
 
 func compareWithReference(t *testing.T, w *WordPiece, o refOptions, inputs []refInput) {
 	t.Helper()
-	cw, err := build(w.tokens, w.specials, o.options())
+	cw, err := build(vocabStrings(w), w.specials, o.options())
 	if err != nil {
 		t.Fatal(err)
 	}

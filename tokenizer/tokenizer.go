@@ -58,11 +58,9 @@ type WordPiece struct {
 
 // vocabulary is the part shared by copies made with WithMaxTokens.
 type vocabulary struct {
-	tokens     []string         // HF form, index = id
-	initial    map[string]int32 // word-initial pieces, including bracketed control tokens
-	continuing map[string]int32 // continuation pieces, without the "##"
-	maxInitial int              // longest key of initial, in bytes
-	maxCont    int              // longest key of continuing, in bytes
+	tokens     stringList  // HF form, index = id
+	initial    *pieceIndex // word-initial pieces, including bracketed control tokens
+	continuing *pieceIndex // continuation pieces, keyed without the "##"
 	specials   Specials
 	// inText are the special tokens recognised when written in the input text, as HF's added
 	// tokens are: matched on the original text before normalization, longest first.
@@ -166,26 +164,28 @@ func build(hf []string, sp Specials, opts Options) (*WordPiece, error) {
 		return nil, fmt.Errorf("tokenizer: MaxTokens %d: want 0 (no limit) or at least 3", opts.MaxTokens)
 	}
 	bmpInfoOnce.Do(initRuneInfo)
-	v := &vocabulary{
-		tokens:     hf,
-		initial:    make(map[string]int32, len(hf)),
-		continuing: make(map[string]int32, len(hf)/4),
-		specials:   sp,
+	tokens, err := newStringList(hf)
+	if err != nil {
+		return nil, err
 	}
+	v := &vocabulary{tokens: tokens, specials: sp}
+	var initial, continuing []int32
 	for i, t := range hf {
-		if rest, ok := strings.CutPrefix(t, continuationPrefix); ok && rest != "" {
-			v.continuing[rest] = int32(i)
-			v.maxCont = max(v.maxCont, len(rest))
+		if len(t) > len(continuationPrefix) && strings.HasPrefix(t, continuationPrefix) {
+			continuing = append(continuing, int32(i))
 		} else {
-			v.initial[t] = int32(i)
-			v.maxInitial = max(v.maxInitial, len(t))
+			initial = append(initial, int32(i))
 		}
 	}
+	v.initial = newPieceIndex(&v.tokens, 0, initial)
+	v.continuing = newPieceIndex(&v.tokens, len(continuationPrefix), continuing)
 	seen := map[int32]bool{}
 	for _, id := range []int32{sp.PAD, sp.UNK, sp.CLS, sp.SEP, sp.MASK} {
+		// The text from v.tokens, not hf: a string of hf may share memory with all of the GGUF
+		// file's vocabulary strings and would keep them alive.
 		if id >= 0 && !seen[id] && hf[id] != "" {
 			seen[id] = true
-			v.inText = append(v.inText, specialToken{hf[id], id})
+			v.inText = append(v.inText, specialToken{v.tokens.at(int(id)), id})
 		}
 	}
 	// Longest first, so the first match at a position is the longest (HF matches leftmost-longest).
@@ -215,24 +215,22 @@ func (w *WordPiece) setOptions(opts Options) {
 }
 
 // VocabSize is the number of ids.
-func (w *WordPiece) VocabSize() int { return len(w.tokens) }
+func (w *WordPiece) VocabSize() int { return w.tokens.len() }
 
 // Token returns the token of id in HF form ("##ing" for continuations).
 func (w *WordPiece) Token(id int32) (string, bool) {
-	if id < 0 || int(id) >= len(w.tokens) {
+	if id < 0 || int(id) >= w.tokens.len() {
 		return "", false
 	}
-	return w.tokens[id], true
+	return w.tokens.at(int(id)), true
 }
 
 // ID returns the id of a token in HF form.
 func (w *WordPiece) ID(token string) (int32, bool) {
 	if rest, ok := strings.CutPrefix(token, continuationPrefix); ok && rest != "" {
-		id, ok := w.continuing[rest]
-		return id, ok
+		return lookup(w.continuing, rest)
 	}
-	id, ok := w.initial[token]
-	return id, ok
+	return lookup(w.initial, token)
 }
 
 // Specials returns the special token ids.

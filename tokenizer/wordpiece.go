@@ -18,21 +18,21 @@ func (w *WordPiece) endWord(s *scratch) {
 // wordPiece appends the pieces of the word in s, splitting it greedily into the longest vocabulary
 // pieces from left to right, as HF's WordPiece model does. It reports false when some rest of the
 // word matches no piece (the word is then [UNK], and the caller drops what was appended). Lookups
-// index the maps with the word's bytes, which Go does without allocating.
+// take the word's bytes as they are, without allocating.
 func (w *WordPiece) wordPiece(s *scratch) bool {
 	word := s.word
 	for start := 0; start < len(word); {
-		dict, limit := w.initial, w.maxInitial
+		dict := w.initial
 		if start > 0 {
-			dict, limit = w.continuing, w.maxCont
+			dict = w.continuing
 		}
-		end := min(len(word), start+limit)
+		end := min(len(word), start+dict.maxLen)
 		for end < len(word) && !utf8.RuneStart(word[end]) {
 			end-- // the longest key ends inside a character: cut to its start
 		}
 		id, found := int32(0), false
 		for end > start {
-			if id, found = dict[string(word[start:end])]; found {
+			if id, found = lookup(dict, word[start:end]); found {
 				break
 			}
 			end--
