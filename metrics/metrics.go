@@ -187,3 +187,15 @@ func (m *Metrics) ObserveReload(ok bool) {
 	}
 	m.Reloads.WithLabelValues(outcome).Inc()
 }
+
+// CountIdleGC exports the number of garbage collections the server ran while idle (package
+// idlegc), read from count at each scrape. The runtime's own cycles are in go_gc_duration_seconds.
+func (m *Metrics) CountIdleGC(count func() uint64) {
+	if m == nil {
+		return
+	}
+	m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "embedd_idle_gc_total",
+		Help: "Garbage collections run while the server was idle, to keep them out of requests.",
+	}, func() float64 { return float64(count()) }))
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/embedd-dev/embedd/bindings"
 	"github.com/embedd-dev/embedd/config"
 	"github.com/embedd-dev/embedd/httpapi"
+	"github.com/embedd-dev/embedd/idlegc"
 	"github.com/embedd-dev/embedd/metrics"
 	"github.com/embedd-dev/embedd/registry"
 	"github.com/embedd-dev/embedd/registry/engine"
@@ -94,9 +95,14 @@ func (f *serveFlags) load() (*config.Config, error) {
 // small (a few MB: tokenizer tables, requests in flight; the weights live in C memory), so Go's default
 // of 100 collects every few hundred short queries, and each cycle's background marking takes CPU from
 // the engine's threads on a small machine: the requests that overlap it make the latency tail. 400
-// collects about four times less often for a heap that peaks a few MB higher. GOGC (and GOMEMLIMIT)
-// in the environment still take precedence.
+// collects about four times less often for a heap that peaks a few MB higher; when the traffic has
+// gaps, the cycles run in them (idleGCDelay). GOGC (and GOMEMLIMIT) in the environment still
+// take precedence.
 const serveGCPercent = 400
+
+// idleGCDelay is how long the engine's queue must stay empty, with no request arriving, before
+// the heap is collected (package idlegc).
+const idleGCDelay = 200 * time.Millisecond
 
 // setGCDefault applies serveGCPercent unless GOGC is set (non-empty) in the environment.
 func setGCDefault(lookupEnv func(string) (string, bool)) {
@@ -152,13 +158,19 @@ func runServe(args []string) error {
 	}
 	defer pool.Close()
 	batchRuntimeThreads(pool.ThreadIDs())
+	gc := idlegc.New(idleGCDelay)
+	defer gc.Close()
 	met := metrics.New(version, bindings.ActiveSIMD())
+	met.CountIdleGC(gc.Collections)
 	sched, err := batcher.New(batcher.Config{
 		MaxBatchTokens: cfg.Batching.MaxBatchTokens,
 		MaxBatchInputs: cfg.Batching.MaxBatchInputs,
 		MaxWait:        cfg.Batching.MaxWait.Duration,
 		QueueLength:    cfg.Batching.QueueLength,
-		OnIdle:         pool.Park, // spinning workers would take a core from the HTTP response
+		OnIdle: func() {
+			pool.Park() // spinning workers would take a core from the HTTP response
+			gc.Idle()
+		},
 	}, met)
 	if err != nil {
 		return err
@@ -191,7 +203,7 @@ func runServe(args []string) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
 	}
 	srv := &http.Server{
-		Handler:           wakeOnPost(api.Handler(), pool.Wake),
+		Handler:           wakeOnPost(api.Handler(), func() { pool.Wake(); gc.Busy() }),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
