@@ -355,6 +355,9 @@ type Context struct {
 	mu    sync.Mutex
 	c     *C.emb_ctx
 	model *Model
+	// errBuf receives Encode's error message (under mu). A local array would escape to the heap,
+	// being passed to C: 512 bytes of garbage per call, which the collector must then reclaim.
+	errBuf [errBufLen]C.char
 }
 
 // NewContext creates a context for m.
@@ -474,11 +477,10 @@ func (c *Context) Encode(p *Pool, b Batch, out []float32) error {
 	if b.Normalize {
 		normalize = 1
 	}
-	var errBuf [errBufLen]C.char
 	rc := C.embedd_encode_packed(c.c, p.p, C.int32_t(len(b.SeqLens)), lens, toks, types, normalize,
-		(*C.float)(unsafe.Pointer(&out[0])), C.int64_t(len(out)), &errBuf[0], errBufLen)
+		(*C.float)(unsafe.Pointer(&out[0])), C.int64_t(len(out)), &c.errBuf[0], errBufLen)
 	if rc != 0 {
-		return fmt.Errorf("encode: %s", errString(errBuf[:]))
+		return fmt.Errorf("encode: %s", errString(c.errBuf[:]))
 	}
 	return nil
 }
