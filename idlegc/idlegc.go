@@ -3,7 +3,7 @@
 //
 // A collection cycle in the server takes about a millisecond of CPU, little in itself, but its
 // background mark worker is a runtime thread that competes with the engine's compute threads: on a
-// 2-vCPU machine the request it overlaps stalls for 2-5 ms (seen in `embedd bench --trace` joined
+// 2-vCPU machine the request it overlaps stalls for 2-6 ms (seen in `embedd bench --trace` joined
 // with GODEBUG=gctrace=1), about one request in 2,000 for short queries. Traffic to an embedding
 // server usually comes with gaps; collecting in a gap, once the heap has used a good part of its
 // way to the next goal, moves those cycles out of requests. Under continuous load there is no gap
@@ -22,8 +22,9 @@ import (
 // little garbage, and one run later would come too rarely to matter.
 const MinGrowth = 0.25
 
-// Collector collects the heap once the server has been idle for Delay. Busy and Idle are called on
-// every request and cost a lock and a timer reset; the collection runs on the timer's goroutine.
+// Collector collects the heap once the server has been idle for the delay given to New. Busy and
+// Idle are called on every request and cost a lock and a timer reset; the collection runs on the
+// timer's goroutine.
 type Collector struct {
 	delay time.Duration
 
