@@ -441,7 +441,11 @@ func benchHTTP(c *benchConfig, texts []string) (*benchReport, error) {
 				b := batches[i%int64(len(batches))]
 				t0 := time.Now()
 				tokens, err := bc.embed(conn, b.wire, b.n)
-				r := benchRecord{request: i, inputs: b.n, tokens: tokens, start: t0.Sub(start), latency: conn.answered.Sub(t0)}
+				end := conn.answered
+				if end.Before(t0) { // failed before an answer was read: the time until the failure
+					end = time.Now()
+				}
+				r := benchRecord{request: i, inputs: b.n, tokens: tokens, start: t0.Sub(start), latency: end.Sub(t0)}
 				if err != nil {
 					r.err = err.Error()
 				}
