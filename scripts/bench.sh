@@ -239,8 +239,9 @@ if len(traced) >= 100:
     # made it, with their token counts (a long text is slow for its length, a short one for a stall).
     traced.sort(key=lambda r: -float(r["latency_ms"]))
     k = len(traced) - -(-99 * len(traced) // 100) + 1
-    print("slowest short queries through HTTP (tokens: ms), the p99 is #%d: %s" % (k, ", ".join(
-        "%s: %.2f" % (r["tokens"], float(r["latency_ms"])) for r in traced[:k + 2])))
+    over = sum(1 for r in traced if float(r["latency_ms"]) > 2)
+    print("slowest short queries through HTTP (tokens: ms), the p99 is #%d: %s; %d of %d over 2 ms" % (
+        k, ", ".join("%s: %.2f" % (r["tokens"], float(r["latency_ms"])) for r in traced[:k + 2]), over, len(traced)))
 if vnni:
     print("AVX-VNNI level (CPUs without AVX-512, e.g. Intel since Alder Lake), 2 threads, budget %d: %s tokens/s"
           % (vnni["budget"], "{:,.0f}".format(vnni["tokens_per_sec"])))
