@@ -389,6 +389,7 @@ static int pack_i8(emb_matrix *m, const part_rows *pr, char *err, size_t err_len
             for (int i = 0; i < EMB_QB; i++) {
                 sum += q[i];
                 wm = abs(q[i]) > wm ? abs(q[i]) : wm;
+                m->wlow = q[i] < m->wlow ? q[i] : m->wlow;
             }
             m->panel_wmax[r / EMB_PANEL] = (uint8_t)wm;
             /* 4 consecutive k of one row are contiguous in the panel */

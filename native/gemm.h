@@ -48,6 +48,8 @@ typedef struct {
     float *wmin;     /* EMB_MAT_I8 from an affine type (Q4_1, Q5_1, Q4_K, Q5_K): each (row, 32-block)'s
                         offset, weight = q * scale + wmin, same layout; else NULL */
     int32_t wmax;    /* EMB_MAT_I8: the largest |int8 weight| (kernels pick tighter paths for small ones) */
+    int32_t wlow;    /* EMB_MAT_I8: the smallest int8 weight, or 0 if none is negative (unsigned weights,
+                        as the affine types pack, let the AVX2 kernel sum a whole block in int16) */
     uint8_t *panel_wmax; /* EMB_MAT_I8: the largest |int8 weight| of each 16-row panel; else NULL */
     int32_t small_panels; /* EMB_MAT_I8: panels whose weights are within +-EMB_I8_SMALL_WMAX */
     float *bias;     /* n floats, or NULL */

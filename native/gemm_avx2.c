@@ -2,9 +2,10 @@
  * gemm_avx2.c - AVX2/FMA kernels: activation quantisation (per 32-block), the float FMA kernel
  * (6 rows x 16 outputs), the int8 kernel (maddubs of |a| with sign(w, a): values are in +-127, so
  * every pair sum is at most 2 * 127 * 127 < 32767, nothing saturates and the int32 sums of each
- * 32-block are exact; panels whose weights are within +-16, i.e. from Q5_0/Q4_0/Q4_K, take a faster
- * offset-activation path with int16 partial sums, see i8_tile_small), and the attention
- * sgemms. Scalar references: gemm.c. Layouts: gemm_impl.h.
+ * 32-block are exact; panels whose weights are within +-16, i.e. from Q5_0/Q4_0, take a faster
+ * offset-activation path with int16 partial sums, see i8_tile_small; matrices whose weights are all
+ * within 0..16, from Q4_1/Q4_K, a faster one still with a whole block in one int16 sum, see
+ * i8_tile_unsigned), and the attention sgemms. Scalar references: gemm.c. Layouts: gemm_impl.h.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -184,9 +185,10 @@ AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float 
     for (int r = 0; r < mr; r++) emb_finish16_avx2(W, m + r, p, fa[r][0], fa[r][1], y, res);
 }
 
-/* Weights within +-EMB_I8_SMALL_WMAX (panels from Q5_0, Q4_0, Q4_1 or Q4_K blocks): the activations come
-   offset (a + 128, 1..255, as u8; emb_i8_avx2_offset), so maddubs multiplies them straight with the
-   int8 weights, no sign trick. A pair sum is at most 2 * 255 * 16 = 8160 and four k-groups summed
+/* Weights within +-EMB_I8_SMALL_WMAX (panels from Q5_0 or Q4_0 blocks, and Q4_1/Q4_K panels of a
+   matrix packed from parts that also holds signed ones): the activations come offset (a + 128,
+   1..255, as u8; emb_i8_avx2_offset), so maddubs multiplies them straight with the int8 weights,
+   no sign trick. A pair sum is at most 2 * 255 * 16 = 8160 and four k-groups summed
    in int16 at most 32640 < 32767, so nothing saturates; two madds per 32-block widen to int32,
    starting from rsum (-128 x the block's weight sum), which cancels the offset exactly. About
    half the instructions per multiply of the sign-trick tile. 2 rows x 16 outputs: 4 float, 4 int32
@@ -264,6 +266,66 @@ AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const 
     if (MR > 1) emb_finish16_avx2(W, m + 1, p, f10, f11, y, res);
 }
 
+/* Weights all within 0..EMB_I8_SMALL_WMAX (emb_i8_unsigned_small: Q4_1, Q4_K): maddubs takes them as
+   its unsigned operand against the plain int8 activations (within +-127), so a product is at most
+   16 * 127 and the 16 products an int16 lane gathers over a whole 32-block (two per k-group, eight
+   k-groups) at most 32512 < 32767: one int16 sum per block and half, one madd to widen it, and no
+   offset to cancel. As the unsigned operand the weights cannot come from memory inside maddubs, so
+   each k-group's two weight vectors are loaded once for both rows. MR (1 or 2) rows x 16 outputs. */
+AI void i8_tile_unsigned(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
+                         const float *asum, int64_t m, const int MR, int64_t p, const int AFF, float *y,
+                         const float *res) {
+    const int64_t kp = emb_i8_kp(W->k), nb = kp / EMB_QB;
+    const int8_t *w = (const int8_t *)W->data + p * EMB_PANEL * kp;
+    const float *ws = W->scale + p * nb * EMB_PANEL;
+    const float *wm = AFF ? W->wmin + p * nb * EMB_PANEL : NULL;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 f00 = _mm256_setzero_ps(), f01 = f00, f10 = f00, f11 = f00;
+    const uint8_t *a0 = a + m * lda, *a1 = a + (m + (MR > 1 ? 1 : 0)) * lda;
+    for (int64_t b = 0; b < nb; b++) {
+        const int8_t *wb = w + b * (EMB_QB / 4) * 64;
+        __m256i h00 = _mm256_setzero_si256(), h01 = h00, h10 = h00, h11 = h00;
+#pragma GCC unroll 8
+        for (int g = 0; g < EMB_QB / 4; g++) {
+            const __m256i w0 = _mm256_load_si256((const __m256i *)(wb + g * 64));
+            const __m256i w1 = _mm256_load_si256((const __m256i *)(wb + g * 64 + 32));
+            __m256i av = bcast_a(a0 + b * EMB_QB + g * 4);
+            h00 = _mm256_add_epi16(h00, _mm256_maddubs_epi16(w0, av));
+            h01 = _mm256_add_epi16(h01, _mm256_maddubs_epi16(w1, av));
+            if (MR > 1) {
+                av = bcast_a(a1 + b * EMB_QB + g * 4);
+                h10 = _mm256_add_epi16(h10, _mm256_maddubs_epi16(w0, av));
+                h11 = _mm256_add_epi16(h11, _mm256_maddubs_epi16(w1, av));
+            }
+            /* Keeps GCC from hoisting all the block's products ahead of the sums (it then spills
+               them to the stack): each k-group's sums are complete before the next one loads. */
+            __asm__("" : "+x"(h00), "+x"(h01), "+x"(h10), "+x"(h11));
+        }
+        const __m256 ws0 = _mm256_load_ps(ws + b * EMB_PANEL), ws1 = _mm256_load_ps(ws + b * EMB_PANEL + 8);
+        __m256 sv = _mm256_broadcast_ss(sa + m * nb + b);
+        f00 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(h00, ones)), _mm256_mul_ps(ws0, sv), f00);
+        f01 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(h01, ones)), _mm256_mul_ps(ws1, sv), f01);
+        if (MR > 1) {
+            sv = _mm256_broadcast_ss(sa + (m + 1) * nb + b);
+            f10 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(h10, ones)), _mm256_mul_ps(ws0, sv), f10);
+            f11 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(h11, ones)), _mm256_mul_ps(ws1, sv), f11);
+        }
+        if (AFF) {
+            const __m256 wm0 = _mm256_load_ps(wm + b * EMB_PANEL), wm1 = _mm256_load_ps(wm + b * EMB_PANEL + 8);
+            __m256 av = _mm256_broadcast_ss(asum + m * nb + b);
+            f00 = _mm256_fmadd_ps(wm0, av, f00);
+            f01 = _mm256_fmadd_ps(wm1, av, f01);
+            if (MR > 1) {
+                av = _mm256_broadcast_ss(asum + (m + 1) * nb + b);
+                f10 = _mm256_fmadd_ps(wm0, av, f10);
+                f11 = _mm256_fmadd_ps(wm1, av, f11);
+            }
+        }
+    }
+    emb_finish16_avx2(W, m, p, f00, f01, y, res);
+    if (MR > 1) emb_finish16_avx2(W, m + 1, p, f10, f11, y, res);
+}
+
 /* The sign-trick tiles of panel p over rows [m0, m1), in near-equal blocks of at most 3 rows. */
 AI void i8_panel(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                  int64_t m0, int64_t m1, int64_t p, const int AFF, const int OFF, float *y, const float *residual) {
@@ -283,6 +345,14 @@ AI void i8_panel(const emb_matrix *W, const uint8_t *a, int64_t lda, const float
 AI void i8_kernel(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                   int64_t m0, int64_t m1, int64_t p0, int64_t p1, const int AFF, float *y,
                   const float *residual) {
+    if (emb_i8_unsigned_small(W)) {
+        for (int64_t p = p0; p < p1; p++) {
+            int64_t m = m0;
+            for (; m + 2 <= m1; m += 2) i8_tile_unsigned(W, a, lda, sa, asum, m, 2, p, AFF, y, residual);
+            if (m < m1) i8_tile_unsigned(W, a, lda, sa, asum, m, 1, p, AFF, y, residual);
+        }
+        return;
+    }
     if (!emb_i8_avx2_offset(W)) {
         for (int64_t p = p0; p < p1; p++) i8_panel(W, a, lda, sa, asum, m0, m1, p, AFF, 0, y, residual);
         return;

@@ -53,9 +53,13 @@ static inline int emb_rows_of_block(int64_t rows, int64_t nblk, int64_t blk) {
 
 /* Whether panel p of W takes the AVX2 kernel's small-weights path. */
 static inline int emb_i8_panel_small(const emb_matrix *W, int64_t p) { return W->panel_wmax[p] <= EMB_I8_SMALL_WMAX; }
+/* Whether every weight of W is within 0..EMB_I8_SMALL_WMAX (the affine Q4_1 and Q4_K pack so): the
+   AVX2 kernel then multiplies the weights, as maddubs' unsigned operand, with the plain int8
+   activations, and a whole 32-block's products fit one int16 sum (see i8_tile_unsigned). */
+static inline int emb_i8_unsigned_small(const emb_matrix *W) { return W->wlow >= 0 && W->wmax <= EMB_I8_SMALL_WMAX; }
 /* Whether the AVX2 kernel wants W's activations offset: when some panel takes the small-weights
-   path (the others then flip the offset back per broadcast). */
-static inline int emb_i8_avx2_offset(const emb_matrix *W) { return W->small_panels > 0; }
+   path (the others then flip the offset back per broadcast), unless all weights are unsigned. */
+static inline int emb_i8_avx2_offset(const emb_matrix *W) { return W->small_panels > 0 && !emb_i8_unsigned_small(W); }
 
 /* Quantises one activation row x[0..k) to q[0..lda) per 32-block (symmetric, scale = max|x| / 127
    of the block's values, x * (127 / max) rounded to nearest even and clamped to +-127), adding 128

@@ -5,9 +5,11 @@
  * wall second and per CPU second of the process (the second is the kernel's own speed when other
  * programs share the cores; with 2 threads it also counts spinning).
  *
- *   bench_gemm [seconds_per_case (0.15)] [threads: 0 = 1 and 2 (default), or a count] [q5_0]
+ *   bench_gemm [seconds_per_case (0.15)] [threads: 0 = 1 and 2 (default), or a count] [q5_0|q4_1]
  * With q5_0 the int8 matrices are packed from random Q5_0 blocks (weights within +-16, as the bundled
- * model's attention and FFN-up matrices) instead of requantised floats (+-127).
+ * model's attention and FFN-up matrices) instead of requantised floats (+-127); with q4_1 from
+ * random Q4_1 blocks (unsigned weights 0..15 plus an offset, as Q4_K packs: the bundled model's
+ * FFN-down matrices of four layers).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +80,7 @@ int main(int argc, char **argv) {
     int detected = emb_simd_detect();
     printf("bench_gemm: detected SIMD %s; GOP/s = 2*M*n*k / time\n", emb_simd_name(detected));
 
-    int from_q5 = argc > 3 && strcmp(argv[3], "q5_0") == 0;
+    int from_q5 = argc > 3 && strcmp(argv[3], "q5_0") == 0, from_q4 = argc > 3 && strcmp(argv[3], "q4_1") == 0;
     float *wsrc[N_SHAPES];
     emb_matrix Wi8[N_SHAPES], Wf32[N_SHAPES];
     for (int s = 0; s < N_SHAPES; s++) {
@@ -94,9 +96,18 @@ int main(int argc, char **argv) {
             for (size_t i = 0; i < sizeof *q5; i++) raw[i] = (uint8_t)(frand() * 127.0f + 128.0f);
             q5[b].d = emb_fp32_to_fp16(0.01f);
         }
-        int bad = from_q5 ? emb_matrix_init(&Wi8[s], EMB_MAT_I8, EMB_TYPE_Q5_0, q5, shapes[s].n, shapes[s].k, bias, err, sizeof err)
-                          : emb_matrix_init(&Wi8[s], EMB_MAT_I8, EMB_TYPE_F32, wsrc[s], shapes[s].n, shapes[s].k, bias, err, sizeof err);
+        block_q4_1 *q4 = malloc((size_t)nblk * sizeof *q4);
+        for (int64_t b = 0; b < nblk; b++) {
+            uint8_t *raw = (uint8_t *)&q4[b];
+            for (size_t i = 0; i < sizeof *q4; i++) raw[i] = (uint8_t)(frand() * 127.0f + 128.0f);
+            q4[b].d = emb_fp32_to_fp16(0.01f);
+            q4[b].m = emb_fp32_to_fp16(-0.08f);
+        }
+        int bad = from_q5   ? emb_matrix_init(&Wi8[s], EMB_MAT_I8, EMB_TYPE_Q5_0, q5, shapes[s].n, shapes[s].k, bias, err, sizeof err)
+                  : from_q4 ? emb_matrix_init(&Wi8[s], EMB_MAT_I8, EMB_TYPE_Q4_1, q4, shapes[s].n, shapes[s].k, bias, err, sizeof err)
+                            : emb_matrix_init(&Wi8[s], EMB_MAT_I8, EMB_TYPE_F32, wsrc[s], shapes[s].n, shapes[s].k, bias, err, sizeof err);
         free(q5);
+        free(q4);
         if (bad ||
             emb_matrix_init(&Wf32[s], EMB_MAT_F32, EMB_TYPE_F32, wsrc[s], shapes[s].n, shapes[s].k, bias, err, sizeof err)) {
             fprintf(stderr, "init: %s\n", err);

@@ -359,6 +359,9 @@ static void test_lossless_repack(void) {
         int wmax = type == EMB_TYPE_Q4_1 || type == EMB_TYPE_Q4_K ? 15 : type == EMB_TYPE_Q5_1 || type == EMB_TYPE_Q5_K ? 31 : 127;
         CHECK((W.wmin != NULL) == affine && W.wmax <= wmax, "%s -> i8: wmin %s, largest |q| %d (want <= %d)",
               emb_type_name(type), W.wmin ? "set" : "NULL", (int)W.wmax, wmax);
+        /* The affine types' integers are unsigned; the 4-bit ones take the AVX2 kernel's unsigned path. */
+        CHECK((W.wlow >= 0) == affine && emb_i8_unsigned_small(&W) == (affine && wmax == 15),
+              "%s -> i8: smallest q %d, unsigned-small %d", emb_type_name(type), (int)W.wlow, emb_i8_unsigned_small(&W));
         for (int64_t r = 0; r < n; r++)
             for (int64_t i = 0; i < k; i++) {
                 const int8_t *panel = (const int8_t *)W.data + (r / 16) * 16 * kp;
@@ -380,6 +383,64 @@ static void test_lossless_repack(void) {
         free(w);
         free(wd);
     }
+}
+
+/* The int16 sums of the AVX2 kernel's paths at their bounds: every weight of a block at the largest
+   value its type holds (15 for the unsigned 4-bit path, -16 or 15 for Q5_0's offset path, 31 and
+   +-127 for the sign trick) against activations that all quantise to +-127, of one sign and of
+   alternating signs. Every level must still give the scalar reference's outputs bit for bit. */
+static void test_extreme_sums(emb_pool *pool) {
+    static const int32_t types[] = {EMB_TYPE_Q4_1, EMB_TYPE_Q5_1, EMB_TYPE_Q5_0, EMB_TYPE_Q8_0};
+    const int64_t M = 5, n = 48, k = 256;
+    int saved = emb_simd_active();
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        const int32_t type = types[t];
+        const int64_t nb = emb_row_bytes(type, k) * n / emb_type_block_bytes(type);
+        void *w = make_weights(type, n, k);
+        for (int64_t b = 0; b < nb; b++) {
+            if (type == EMB_TYPE_Q4_1) memset(((block_q4_1 *)w)[b].qs, 0xFF, sizeof ((block_q4_1 *)w)[b].qs);
+            if (type == EMB_TYPE_Q5_1) { /* all 31 */
+                memset(((block_q5_1 *)w)[b].qs, 0xFF, sizeof ((block_q5_1 *)w)[b].qs);
+                memset(((block_q5_1 *)w)[b].qh, 0xFF, sizeof ((block_q5_1 *)w)[b].qh);
+            }
+            if (type == EMB_TYPE_Q5_0) { /* all -16 (low nibble 0, high bit 0) or all 15 */
+                const int top = b % 2;
+                memset(((block_q5_0 *)w)[b].qs, top ? 0xFF : 0x00, sizeof ((block_q5_0 *)w)[b].qs);
+                memset(((block_q5_0 *)w)[b].qh, top ? 0xFF : 0x00, sizeof ((block_q5_0 *)w)[b].qh);
+            }
+            if (type == EMB_TYPE_Q8_0) memset(((block_q8_0 *)w)[b].qs, b % 2 ? 127 : 0x81 /* -127 */, sizeof ((block_q8_0 *)w)[b].qs);
+        }
+        float *x = xmalloc((size_t)(M * k) * sizeof(float));
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t i = 0; i < k; i++) x[m * k + i] = m % 2 ? (i % 2 ? -3.0f : 3.0f) : (m == 2 ? -3.0f : 3.0f);
+        char err[256] = "";
+        emb_matrix W;
+        if (emb_matrix_init(&W, EMB_MAT_I8, type, w, n, k, NULL, err, sizeof err) != 0) {
+            CHECK(0, "init %s: %s", emb_type_name(type), err);
+            free(w);
+            free(x);
+            continue;
+        }
+        void *scratch = xmalloc(emb_matmul_scratch_bytes(&W, M));
+        float *y = xmalloc((size_t)(M * n) * sizeof(float)), *yref = xmalloc((size_t)(M * n) * sizeof(float));
+        emb_simd_set(EMB_SIMD_SCALAR);
+        emb_matmul(NULL, &W, x, M, yref, NULL, EMB_EPI_NONE, scratch);
+        for (int level = EMB_SIMD_SCALAR + 1; level < EMB_SIMD_N_LEVELS; level++) {
+            if (emb_simd_set(level) != 0) continue;
+            emb_matmul(pool, &W, x, M, y, NULL, EMB_EPI_NONE, scratch);
+            int bad = 0;
+            for (int64_t i = 0; i < M * n; i++) bad += !(y[i] == yref[i]);
+            CHECK(bad == 0, "%s i8 at the int16 bounds, level %s: %d outputs differ from the scalar reference",
+                  emb_type_name(type), emb_simd_name(level), bad);
+        }
+        emb_matrix_free(&W);
+        free(scratch);
+        free(y);
+        free(yref);
+        free(w);
+        free(x);
+    }
+    emb_simd_set(saved);
 }
 
 static void test_sgemm(void) {
@@ -613,6 +674,7 @@ int main(void) {
         }
     test_quant_rows();
     test_lossless_repack();
+    test_extreme_sums(pool);
     test_parts(pool);
     test_sgemm();
     test_errors();
