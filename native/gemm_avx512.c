@@ -1,7 +1,8 @@
 /*
  * gemm_avx512.c - AVX-512 F/BW kernels: activation quantisation (per 32-block), the float FMA
  * kernel, the int8 kernel for CPUs without VNNI (maddubs with the sign trick, exact int32 sums per
- * 32-block), and the attention sgemms.
+ * 32-block; matrices of unsigned 4-bit weights, from Q4_1/Q4_K, multiply them straight with a whole
+ * block in one int16 sum), and the attention sgemms.
  * Scalar references: gemm.c. Layouts: gemm_impl.h.
  */
 #include <immintrin.h>
@@ -236,6 +237,73 @@ AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float 
     }
 }
 
+/* Weights all within 0..EMB_I8_SMALL_WMAX (emb_i8_unsigned_small: Q4_1, Q4_K): maddubs of the
+   weights as its unsigned operand with the plain int8 activations; a product is at most 16 * 127,
+   so a whole 32-block's 16 products per int16 lane fit (32512), as in gemm_avx2.c's
+   i8_tile_unsigned: one int16 sum per block, one madd to widen it, no sign trick. Up to 4 rows x 2
+   panels, sums and float accumulators in registers (named: GCC spills arrays of them); the empty
+   asm keeps GCC from hoisting a block's products ahead of their sums. */
+AI __m512i bcast4(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+AI void i8_tile_unsigned(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
+                         const float *asum, int64_t m, const int MR, int64_t p, const int NP, const int AFF,
+                         float *y, const float *res) {
+    const int64_t n = W->n, kp = emb_i8_kp(W->k), nb = kp / EMB_QB, ps = EMB_PANEL * kp, ss = nb * EMB_PANEL;
+    const int8_t *w = (const int8_t *)W->data + p * ps;
+    const float *ws = W->scale + p * ss;
+    const float *wm = AFF ? W->wmin + p * ss : NULL;
+    const __m512i ones = _mm512_set1_epi16(1), z = _mm512_setzero_si512();
+    __m512 f00 = _mm512_setzero_ps(), f01 = f00, f10 = f00, f11 = f00, f20 = f00, f21 = f00, f30 = f00, f31 = f00;
+    const uint8_t *am = a + m * lda;
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i h00 = z, h01 = z, h10 = z, h11 = z, h20 = z, h21 = z, h30 = z, h31 = z;
+#pragma GCC unroll 8
+        for (int64_t g = b * (EMB_QB / 4); g < (b + 1) * (EMB_QB / 4); g++) {
+            const __m512i w0 = _mm512_load_si512((const void *)(w + g * 64));
+            const __m512i w1 = NP > 1 ? _mm512_load_si512((const void *)(w + ps + g * 64)) : z;
+#define UROW(R)                                                                   \
+    if (MR > R) {                                                                 \
+        const __m512i av = bcast4(am + R * lda + g * 4);                          \
+        h##R##0 = _mm512_add_epi16(h##R##0, _mm512_maddubs_epi16(w0, av));       \
+        if (NP > 1) h##R##1 = _mm512_add_epi16(h##R##1, _mm512_maddubs_epi16(w1, av)); \
+    }
+            UROW(0) UROW(1) UROW(2) UROW(3)
+#undef UROW
+            __asm__("" : "+v"(h00), "+v"(h01), "+v"(h10), "+v"(h11), "+v"(h20), "+v"(h21), "+v"(h30), "+v"(h31));
+        }
+#define UFOLD(R, C)                                                                                     \
+    if (MR > R && NP > C) {                                                                             \
+        const __m512 s_ = _mm512_mul_ps(_mm512_load_ps(ws + C * ss + b * EMB_PANEL), _mm512_set1_ps(sa[(m + R) * nb + b])); \
+        f##R##C = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(h##R##C, ones)), s_, f##R##C);   \
+        if (AFF) f##R##C = _mm512_fmadd_ps(_mm512_load_ps(wm + C * ss + b * EMB_PANEL), _mm512_set1_ps(asum[(m + R) * nb + b]), f##R##C); \
+    }
+        UFOLD(0, 0) UFOLD(0, 1) UFOLD(1, 0) UFOLD(1, 1) UFOLD(2, 0) UFOLD(2, 1) UFOLD(3, 0) UFOLD(3, 1)
+#undef UFOLD
+    }
+#define UFINISH(R, C)                                                                       \
+    if (MR > R && NP > C) {                                                                 \
+        const int64_t n0 = (p + C) * EMB_PANEL;                                             \
+        const __mmask16 mk = tail_mask(n - n0);                                             \
+        __m512 v = f##R##C;                                                                 \
+        if (W->bias) v = _mm512_add_ps(v, _mm512_load_ps(W->bias + n0));                   \
+        if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, res + (m + R) * n + n0));   \
+        _mm512_mask_storeu_ps(y + (m + R) * n + n0, mk, v);                                 \
+    }
+    UFINISH(0, 0) UFINISH(0, 1) UFINISH(1, 0) UFINISH(1, 1) UFINISH(2, 0) UFINISH(2, 1) UFINISH(3, 0) UFINISH(3, 1)
+#undef UFINISH
+}
+
+#define UNSIGNED_CALL(MR, NP) i8_tile_unsigned(W, a, lda, sa, asum, m, MR, p, NP, AFF, y, residual)
+#define UNSIGNED_NP(MR)         \
+    if (np == 1)                \
+        UNSIGNED_CALL(MR, 1);   \
+    else                        \
+        UNSIGNED_CALL(MR, 2);
+
 #define I8_CALL(MR, NP) i8_tile(W, a, lda, sa, asum, m, MR, p, NP, AFF, y, residual)
 #define I8_NP(MR) TILE_CASES_NP(I8_CALL, MR, MR)
 
@@ -243,6 +311,20 @@ AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float 
 AI void i8_kernel(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                   int64_t m0, int64_t m1, int64_t p0, int64_t p1, const int AFF, float *y,
                   const float *residual) {
+    if (emb_i8_unsigned_small(W)) {
+        for (int64_t p = p0; p < p1; p += 2) {
+            const int np = p1 - p < 2 ? (int)(p1 - p) : 2;
+            for (int64_t m = m0; m < m1; m += 4) {
+                switch (m1 - m < 4 ? (int)(m1 - m) : 4) {
+                case 1: UNSIGNED_NP(1); break;
+                case 2: UNSIGNED_NP(2); break;
+                case 3: UNSIGNED_NP(3); break;
+                default: UNSIGNED_NP(4); break;
+                }
+            }
+        }
+        return;
+    }
     for (int64_t p = p0; p < p1; p += 4) {
         int np = p1 - p < 4 ? (int)(p1 - p) : 4;
         for (int64_t m = m0; m < m1; m += 4) {
