@@ -877,7 +877,7 @@ void emb_matmul(emb_pool *p, const emb_matrix *W, const float *x, int64_t M, flo
     if (W->kind == EMB_MAT_I8) {
         t.offset = t.kern.i8_offset;
 #if defined(__x86_64__) || defined(_M_X64)
-        if (t.kern.i8 == emb_i8_kernel_avx2 && emb_i8_avx2_offset(W)) t.offset = 1;
+        if ((t.kern.i8 == emb_i8_kernel_avx2 || t.kern.i8 == emb_i8_kernel_avx512) && emb_i8_maddubs_offset(W)) t.offset = 1;
 #endif
         t.lda = emb_i8_lda(W->k);
         t.nb = emb_i8_nb(W->k);

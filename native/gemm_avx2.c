@@ -187,7 +187,7 @@ AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float 
 
 /* Weights within +-EMB_I8_SMALL_WMAX (panels from Q5_0 or Q4_0 blocks, and Q4_1/Q4_K panels of a
    matrix packed from parts that also holds signed ones): the activations come offset (a + 128,
-   1..255, as u8; emb_i8_avx2_offset), so maddubs multiplies them straight with the int8 weights,
+   1..255, as u8; emb_i8_maddubs_offset), so maddubs multiplies them straight with the int8 weights,
    no sign trick. A pair sum is at most 2 * 255 * 16 = 8160 and four k-groups summed
    in int16 at most 32640 < 32767, so nothing saturates; two madds per 32-block widen to int32,
    starting from rsum (-128 x the block's weight sum), which cancels the offset exactly. About
@@ -353,7 +353,7 @@ AI void i8_kernel(const emb_matrix *W, const uint8_t *a, int64_t lda, const floa
         }
         return;
     }
-    if (!emb_i8_avx2_offset(W)) {
+    if (!emb_i8_maddubs_offset(W)) {
         for (int64_t p = p0; p < p1; p++) i8_panel(W, a, lda, sa, asum, m0, m1, p, AFF, 0, y, residual);
         return;
     }

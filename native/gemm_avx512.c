@@ -173,7 +173,7 @@ void emb_f32_kernel_avx512(const emb_matrix *W, const float *x, int64_t m0, int6
 /* Per 32-block: exact int32 sums in registers, then acc = fma(float(isum), ws * sa, acc) into a
    float tile in L1 (the scalar reference's float steps in its order). */
 AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
-                int64_t m, int mr, int64_t p, int np, const int AFF, float *y, const float *res) {
+                int64_t m, int mr, int64_t p, int np, const int AFF, const int OFF, float *y, const float *res) {
     const int64_t n = W->n, kp = emb_i8_kp(W->k), nb = kp / EMB_QB, ps = EMB_PANEL * kp, ss = nb * EMB_PANEL;
     const int8_t *w = (const int8_t *)W->data + p * ps;
     const float *ws = W->scale + p * ss;
@@ -201,6 +201,7 @@ AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float 
                 int32_t a4;
                 memcpy(&a4, am + r * lda + g * 4, 4);
                 __m512i av = _mm512_set1_epi32(a4);
+                if (OFF) av = _mm512_xor_si512(av, _mm512_set1_epi8((char)0x80));
                 __m512i aabs = _mm512_abs_epi8(av);
                 __mmask64 neg = _mm512_movepi8_mask(av);
 #pragma GCC unroll 4
@@ -237,18 +238,87 @@ AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float 
     }
 }
 
-/* Weights all within 0..EMB_I8_SMALL_WMAX (emb_i8_unsigned_small: Q4_1, Q4_K): maddubs of the
-   weights as its unsigned operand with the plain int8 activations; a product is at most 16 * 127,
-   so a whole 32-block's 16 products per int16 lane fit (32512), as in gemm_avx2.c's
-   i8_tile_unsigned: one int16 sum per block, one madd to widen it, no sign trick. Up to 4 rows x 2
-   panels, sums and float accumulators in registers (named: GCC spills arrays of them); the empty
-   asm keeps GCC from hoisting a block's products ahead of their sums. */
 AI __m512i bcast4(const uint8_t *p) {
     int32_t v;
     memcpy(&v, p, 4);
     return _mm512_set1_epi32(v);
 }
 
+/* For the register tiles below (MR rows x NP panels, float accumulators named F##R##C): y = acc +
+   bias (+ residual) for each of the tile's 16-output vectors. */
+#define FINISH_RC(F, R, C)                                                                  \
+    if (MR > R && NP > C) {                                                                 \
+        const int64_t n0 = (p + C) * EMB_PANEL;                                             \
+        const __mmask16 mk = tail_mask(n - n0);                                             \
+        __m512 v = F##R##C;                                                                 \
+        if (W->bias) v = _mm512_add_ps(v, _mm512_load_ps(W->bias + n0));                   \
+        if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, res + (m + R) * n + n0));   \
+        _mm512_mask_storeu_ps(y + (m + R) * n + n0, mk, v);                                 \
+    }
+#define FINISH_TILE(F) \
+    FINISH_RC(F, 0, 0) FINISH_RC(F, 0, 1) FINISH_RC(F, 1, 0) FINISH_RC(F, 1, 1) FINISH_RC(F, 2, 0) FINISH_RC(F, 2, 1) FINISH_RC(F, 3, 0) FINISH_RC(F, 3, 1)
+
+/* Panels whose weights are within +-EMB_I8_SMALL_WMAX (Q5_0, Q4_0): the activations come offset
+   (a + 128, 1..255, as u8; emb_i8_maddubs_offset), so maddubs multiplies them straight with the int8
+   weights (from memory), no sign trick: a pair sum is at most 2 * 255 * 16 and four k-groups summed
+   in int16 at most 32640, widened by madd twice a block into int32 sums that start from rsum
+   (-128 x the block's weight sum, which cancels the offset exactly), as gemm_avx2.c's
+   i8_tile_small. Up to 4 rows x 2 panels; int16 and int32 sums and float accumulators (24 of the
+   32 zmm) named, in registers. */
+AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
+                      const float *asum, int64_t m, const int MR, int64_t p, const int NP, const int AFF,
+                      float *y, const float *res) {
+    const int64_t n = W->n, kp = emb_i8_kp(W->k), nb = kp / EMB_QB, ps = EMB_PANEL * kp, ss = nb * EMB_PANEL;
+    const int8_t *w = (const int8_t *)W->data + p * ps;
+    const int32_t *rs = W->rsum + p * ss;
+    const float *ws = W->scale + p * ss;
+    const float *wm = AFF ? W->wmin + p * ss : NULL;
+    const __m512i ones = _mm512_set1_epi16(1), z = _mm512_setzero_si512();
+    __m512 f00 = _mm512_setzero_ps(), f01 = f00, f10 = f00, f11 = f00, f20 = f00, f21 = f00, f30 = f00, f31 = f00;
+    const uint8_t *am = a + m * lda;
+    for (int64_t b = 0; b < nb; b++) {
+        const __m512i r0 = _mm512_load_si512((const void *)(rs + b * EMB_PANEL));
+        const __m512i r1 = NP > 1 ? _mm512_load_si512((const void *)(rs + ss + b * EMB_PANEL)) : z;
+        __m512i i00 = r0, i01 = r1, i10 = r0, i11 = r1, i20 = r0, i21 = r1, i30 = r0, i31 = r1;
+#pragma GCC unroll 2
+        for (int64_t g0 = b * (EMB_QB / 4); g0 < (b + 1) * (EMB_QB / 4); g0 += 4) {
+            __m512i h00 = z, h01 = z, h10 = z, h11 = z, h20 = z, h21 = z, h30 = z, h31 = z;
+#pragma GCC unroll 4
+            for (int64_t g = g0; g < g0 + 4; g++) {
+#define SROW(R)                                                                                                     \
+    if (MR > R) {                                                                                                   \
+        const __m512i av = bcast4(am + R * lda + g * 4);                                                            \
+        h##R##0 = _mm512_add_epi16(h##R##0, _mm512_maddubs_epi16(av, _mm512_load_si512((const void *)(w + g * 64)))); \
+        if (NP > 1)                                                                                                 \
+            h##R##1 = _mm512_add_epi16(h##R##1, _mm512_maddubs_epi16(av, _mm512_load_si512((const void *)(w + ps + g * 64)))); \
+    }
+                SROW(0) SROW(1) SROW(2) SROW(3)
+#undef SROW
+                __asm__("" : "+v"(h00), "+v"(h01), "+v"(h10), "+v"(h11), "+v"(h20), "+v"(h21), "+v"(h30), "+v"(h31));
+            }
+#define SWIDEN(R, C) \
+    if (MR > R && NP > C) i##R##C = _mm512_add_epi32(i##R##C, _mm512_madd_epi16(h##R##C, ones));
+            SWIDEN(0, 0) SWIDEN(0, 1) SWIDEN(1, 0) SWIDEN(1, 1) SWIDEN(2, 0) SWIDEN(2, 1) SWIDEN(3, 0) SWIDEN(3, 1)
+#undef SWIDEN
+        }
+#define SFOLD(R, C)                                                                                     \
+    if (MR > R && NP > C) {                                                                             \
+        const __m512 s_ = _mm512_mul_ps(_mm512_load_ps(ws + C * ss + b * EMB_PANEL), _mm512_set1_ps(sa[(m + R) * nb + b])); \
+        f##R##C = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i##R##C), s_, f##R##C);                           \
+        if (AFF) f##R##C = _mm512_fmadd_ps(_mm512_load_ps(wm + C * ss + b * EMB_PANEL), _mm512_set1_ps(asum[(m + R) * nb + b]), f##R##C); \
+    }
+        SFOLD(0, 0) SFOLD(0, 1) SFOLD(1, 0) SFOLD(1, 1) SFOLD(2, 0) SFOLD(2, 1) SFOLD(3, 0) SFOLD(3, 1)
+#undef SFOLD
+    }
+    FINISH_TILE(f)
+}
+
+/* Weights all within 0..EMB_I8_SMALL_WMAX (emb_i8_unsigned_small: Q4_1, Q4_K): maddubs of the
+   weights as its unsigned operand with the plain int8 activations; a product is at most 16 * 127,
+   so a whole 32-block's 16 products per int16 lane fit (32512), as in gemm_avx2.c's
+   i8_tile_unsigned: one int16 sum per block, one madd to widen it, no sign trick. Up to 4 rows x 2
+   panels, sums and float accumulators in registers (named: GCC spills arrays of them); the empty
+   asm keeps GCC from hoisting a block's products ahead of their sums. */
 AI void i8_tile_unsigned(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
                          const float *asum, int64_t m, const int MR, int64_t p, const int NP, const int AFF,
                          float *y, const float *res) {
@@ -284,27 +354,21 @@ AI void i8_tile_unsigned(const emb_matrix *W, const uint8_t *a, int64_t lda, con
         UFOLD(0, 0) UFOLD(0, 1) UFOLD(1, 0) UFOLD(1, 1) UFOLD(2, 0) UFOLD(2, 1) UFOLD(3, 0) UFOLD(3, 1)
 #undef UFOLD
     }
-#define UFINISH(R, C)                                                                       \
-    if (MR > R && NP > C) {                                                                 \
-        const int64_t n0 = (p + C) * EMB_PANEL;                                             \
-        const __mmask16 mk = tail_mask(n - n0);                                             \
-        __m512 v = f##R##C;                                                                 \
-        if (W->bias) v = _mm512_add_ps(v, _mm512_load_ps(W->bias + n0));                   \
-        if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, res + (m + R) * n + n0));   \
-        _mm512_mask_storeu_ps(y + (m + R) * n + n0, mk, v);                                 \
-    }
-    UFINISH(0, 0) UFINISH(0, 1) UFINISH(1, 0) UFINISH(1, 1) UFINISH(2, 0) UFINISH(2, 1) UFINISH(3, 0) UFINISH(3, 1)
-#undef UFINISH
+    FINISH_TILE(f)
 }
 
 #define UNSIGNED_CALL(MR, NP) i8_tile_unsigned(W, a, lda, sa, asum, m, MR, p, NP, AFF, y, residual)
-#define UNSIGNED_NP(MR)         \
-    if (np == 1)                \
-        UNSIGNED_CALL(MR, 1);   \
-    else                        \
-        UNSIGNED_CALL(MR, 2);
+#define SMALL_CALL(MR, NP) i8_tile_small(W, a, lda, sa, asum, m, MR, p, NP, AFF, y, residual)
+#define SIGN_OFF_CALL(MR) i8_tile(W, a, lda, sa, asum, m, MR, p, 1, AFF, 1, y, residual)
+#define UNSIGNED_NP(MR) TWO_NP(UNSIGNED_CALL, MR)
+#define SMALL_NP(MR) TWO_NP(SMALL_CALL, MR)
+#define TWO_NP(CALL, MR) \
+    if (np == 1)         \
+        CALL(MR, 1);     \
+    else                 \
+        CALL(MR, 2);
 
-#define I8_CALL(MR, NP) i8_tile(W, a, lda, sa, asum, m, MR, p, NP, AFF, y, residual)
+#define I8_CALL(MR, NP) i8_tile(W, a, lda, sa, asum, m, MR, p, NP, AFF, 0, y, residual)
 #define I8_NP(MR) TILE_CASES_NP(I8_CALL, MR, MR)
 
 /* AFF: whether W is affine (W->wmin), a compile-time constant in each instantiation. */
@@ -325,17 +389,36 @@ AI void i8_kernel(const emb_matrix *W, const uint8_t *a, int64_t lda, const floa
         }
         return;
     }
-    for (int64_t p = p0; p < p1; p += 4) {
-        int np = p1 - p < 4 ? (int)(p1 - p) : 4;
-        for (int64_t m = m0; m < m1; m += 4) {
-            int mr = m1 - m < 4 ? (int)(m1 - m) : 4;
-            switch (mr) {
-            case 1: I8_NP(1); break;
-            case 2: I8_NP(2); break;
-            case 3: I8_NP(3); break;
-            default: I8_NP(4); break;
+    if (!emb_i8_maddubs_offset(W)) {
+        for (int64_t p = p0; p < p1; p += 4) {
+            int np = p1 - p < 4 ? (int)(p1 - p) : 4;
+            for (int64_t m = m0; m < m1; m += 4) {
+                int mr = m1 - m < 4 ? (int)(m1 - m) : 4;
+                switch (mr) {
+                case 1: I8_NP(1); break;
+                case 2: I8_NP(2); break;
+                case 3: I8_NP(3); break;
+                default: I8_NP(4); break;
+                }
             }
         }
+        return;
+    }
+    /* Offset activations: small panels two at a time where both are, the others one at a time
+       through the sign trick with the offset flipped back. */
+    for (int64_t p = p0; p < p1;) {
+        const int np = p + 1 < p1 && emb_i8_panel_small(W, p) && emb_i8_panel_small(W, p + 1) ? 2 : 1;
+        const int small = emb_i8_panel_small(W, p);
+        for (int64_t m = m0; m < m1; m += 4) {
+            const int mr = m1 - m < 4 ? (int)(m1 - m) : 4;
+            switch (mr) {
+            case 1: if (small) { SMALL_NP(1) } else { SIGN_OFF_CALL(1); } break;
+            case 2: if (small) { SMALL_NP(2) } else { SIGN_OFF_CALL(2); } break;
+            case 3: if (small) { SMALL_NP(3) } else { SIGN_OFF_CALL(3); } break;
+            default: if (small) { SMALL_NP(4) } else { SIGN_OFF_CALL(4); } break;
+            }
+        }
+        p += np;
     }
 }
 

@@ -15,7 +15,7 @@
  *                padding is zero.
  *   EMB_MAT_F32: float [np][k][16]: panel p, input index k, output row r. Rows >= n are zero.
  *   Activations for I8: rows of lda = round_up(kp, 64) bytes, int8 (or int8 + 128 as uint8 for
- *                VPDPBUSD, and for the AVX2 kernel when emb_i8_avx2_offset(W)), values past k are 0 (128 with the offset); one float scale per (row,
+ *                VPDPBUSD, and for the maddubs kernels when emb_i8_maddubs_offset(W)), values past k are 0 (128 with the offset); one float scale per (row,
  *                32-block): sa[m * nb + b].
  *
  * Every level computes, per output, the exact int32 sum isum_b of each 32-block and then, in block
@@ -57,9 +57,10 @@ static inline int emb_i8_panel_small(const emb_matrix *W, int64_t p) { return W-
    AVX2 kernel then multiplies the weights, as maddubs' unsigned operand, with the plain int8
    activations, and a whole 32-block's products fit one int16 sum (see i8_tile_unsigned). */
 static inline int emb_i8_unsigned_small(const emb_matrix *W) { return W->wlow >= 0 && W->wmax <= EMB_I8_SMALL_WMAX; }
-/* Whether the AVX2 kernel wants W's activations offset: when some panel takes the small-weights
-   path (the others then flip the offset back per broadcast), unless all weights are unsigned. */
-static inline int emb_i8_avx2_offset(const emb_matrix *W) { return W->small_panels > 0 && !emb_i8_unsigned_small(W); }
+/* Whether the maddubs kernels (AVX2, AVX-512 without VNNI) want W's activations offset: when some
+   panel takes the small-weights path (the others then flip the offset back per broadcast), unless
+   all weights are unsigned. */
+static inline int emb_i8_maddubs_offset(const emb_matrix *W) { return W->small_panels > 0 && !emb_i8_unsigned_small(W); }
 
 /* Quantises one activation row x[0..k) to q[0..lda) per 32-block (symmetric, scale = max|x| / 127
    of the block's values, x * (127 / max) rounded to nearest even and clamped to +-127), adding 128
