@@ -1,8 +1,9 @@
 /*
  * gemm_avx512.c - AVX-512 F/BW kernels: activation quantisation (per 32-block), the float FMA
- * kernel, the int8 kernel for CPUs without VNNI (maddubs with the sign trick, exact int32 sums per
- * 32-block; matrices of unsigned 4-bit weights, from Q4_1/Q4_K, multiply them straight with a whole
- * block in one int16 sum), and the attention sgemms.
+ * kernel, the int8 kernel for CPUs without VNNI (maddubs, exact int32 sums per 32-block: panels of
+ * weights within +-16, from Q5_0/Q4_0, with offset activations and int16 sums of four k-groups;
+ * matrices of unsigned 4-bit weights, from Q4_1/Q4_K, with a whole block in one int16 sum; the
+ * sign trick for the rest), and the attention sgemms.
  * Scalar references: gemm.c. Layouts: gemm_impl.h.
  */
 #include <immintrin.h>
