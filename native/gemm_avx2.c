@@ -185,6 +185,21 @@ AI void i8_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float 
     for (int r = 0; r < mr; r++) emb_finish16_avx2(W, m + r, p, fa[r][0], fa[r][1], y, res);
 }
 
+/* The affine term of the small tiles' rows m and, if MR > 1, m + 1 (float accumulators f00, f01
+   and f10, f11, named so that they stay in registers): f = fma(wmin, asum, f). */
+AI void affine_fold2(__m256 *f00, __m256 *f01, __m256 *f10, __m256 *f11, const int MR, const float *wm,
+                     const float *as, int64_t nb) {
+    const __m256 wm0 = _mm256_load_ps(wm), wm1 = _mm256_load_ps(wm + 8);
+    __m256 av = _mm256_broadcast_ss(as);
+    *f00 = _mm256_fmadd_ps(wm0, av, *f00);
+    *f01 = _mm256_fmadd_ps(wm1, av, *f01);
+    if (MR > 1) {
+        av = _mm256_broadcast_ss(as + nb);
+        *f10 = _mm256_fmadd_ps(wm0, av, *f10);
+        *f11 = _mm256_fmadd_ps(wm1, av, *f11);
+    }
+}
+
 /* Weights within +-EMB_I8_SMALL_WMAX (panels from Q5_0 or Q4_0 blocks, and Q4_1/Q4_K panels of a
    matrix packed from parts that also holds signed ones): the activations come offset (a + 128,
    1..255, as u8; emb_i8_maddubs_offset), so maddubs multiplies them straight with the int8 weights,
@@ -250,17 +265,7 @@ AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const 
             f10 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i10), _mm256_mul_ps(ws0, sv), f10);
             f11 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i11), _mm256_mul_ps(ws1, sv), f11);
         }
-        if (AFF) {
-            const __m256 wm0 = _mm256_load_ps(wm + b * EMB_PANEL), wm1 = _mm256_load_ps(wm + b * EMB_PANEL + 8);
-            __m256 av = _mm256_broadcast_ss(asum + m * nb + b);
-            f00 = _mm256_fmadd_ps(wm0, av, f00);
-            f01 = _mm256_fmadd_ps(wm1, av, f01);
-            if (MR > 1) {
-                av = _mm256_broadcast_ss(asum + (m + 1) * nb + b);
-                f10 = _mm256_fmadd_ps(wm0, av, f10);
-                f11 = _mm256_fmadd_ps(wm1, av, f11);
-            }
-        }
+        if (AFF) affine_fold2(&f00, &f01, &f10, &f11, MR, wm + b * EMB_PANEL, asum + m * nb + b, nb);
     }
     emb_finish16_avx2(W, m, p, f00, f01, y, res);
     if (MR > 1) emb_finish16_avx2(W, m + 1, p, f10, f11, y, res);
@@ -310,17 +315,7 @@ AI void i8_tile_unsigned(const emb_matrix *W, const uint8_t *a, int64_t lda, con
             f10 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(h10, ones)), _mm256_mul_ps(ws0, sv), f10);
             f11 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(h11, ones)), _mm256_mul_ps(ws1, sv), f11);
         }
-        if (AFF) {
-            const __m256 wm0 = _mm256_load_ps(wm + b * EMB_PANEL), wm1 = _mm256_load_ps(wm + b * EMB_PANEL + 8);
-            __m256 av = _mm256_broadcast_ss(asum + m * nb + b);
-            f00 = _mm256_fmadd_ps(wm0, av, f00);
-            f01 = _mm256_fmadd_ps(wm1, av, f01);
-            if (MR > 1) {
-                av = _mm256_broadcast_ss(asum + (m + 1) * nb + b);
-                f10 = _mm256_fmadd_ps(wm0, av, f10);
-                f11 = _mm256_fmadd_ps(wm1, av, f11);
-            }
-        }
+        if (AFF) affine_fold2(&f00, &f01, &f10, &f11, MR, wm + b * EMB_PANEL, asum + m * nb + b, nb);
     }
     emb_finish16_avx2(W, m, p, f00, f01, y, res);
     if (MR > 1) emb_finish16_avx2(W, m + 1, p, f10, f11, y, res);

@@ -245,19 +245,29 @@ AI __m512i bcast4(const uint8_t *p) {
     return _mm512_set1_epi32(v);
 }
 
-/* For the register tiles below (MR rows x NP panels, float accumulators named F##R##C): y = acc +
-   bias (+ residual) for each of the tile's 16-output vectors. */
-#define FINISH_RC(F, R, C)                                                                  \
+/* For the register tiles below (MR rows x NP panels, float accumulators named f00 .. f31): the fold
+   of block b's int32 sums ISUM(R, C) into them, the scalar reference's float steps in its order;
+   and y = acc + bias (+ residual) for each of the tile's 16-output vectors. */
+#define FINISH_RC(R, C)                                                                     \
     if (MR > R && NP > C) {                                                                 \
         const int64_t n0 = (p + C) * EMB_PANEL;                                             \
         const __mmask16 mk = tail_mask(n - n0);                                             \
-        __m512 v = F##R##C;                                                                 \
+        __m512 v = f##R##C;                                                                 \
         if (W->bias) v = _mm512_add_ps(v, _mm512_load_ps(W->bias + n0));                   \
         if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, res + (m + R) * n + n0));   \
         _mm512_mask_storeu_ps(y + (m + R) * n + n0, mk, v);                                 \
     }
-#define FINISH_TILE(F) \
-    FINISH_RC(F, 0, 0) FINISH_RC(F, 0, 1) FINISH_RC(F, 1, 0) FINISH_RC(F, 1, 1) FINISH_RC(F, 2, 0) FINISH_RC(F, 2, 1) FINISH_RC(F, 3, 0) FINISH_RC(F, 3, 1)
+#define FOLD_RC(R, C, ISUM)                                                                             \
+    if (MR > R && NP > C) {                                                                             \
+        const __m512 s_ = _mm512_mul_ps(_mm512_load_ps(ws + C * ss + b * EMB_PANEL), _mm512_set1_ps(sa[(m + R) * nb + b])); \
+        f##R##C = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ISUM), s_, f##R##C);                               \
+        if (AFF) f##R##C = _mm512_fmadd_ps(_mm512_load_ps(wm + C * ss + b * EMB_PANEL), _mm512_set1_ps(asum[(m + R) * nb + b]), f##R##C); \
+    }
+#define FOLD_TILE(ISUM)                                                                                 \
+    FOLD_RC(0, 0, ISUM(0, 0)) FOLD_RC(0, 1, ISUM(0, 1)) FOLD_RC(1, 0, ISUM(1, 0)) FOLD_RC(1, 1, ISUM(1, 1)) \
+    FOLD_RC(2, 0, ISUM(2, 0)) FOLD_RC(2, 1, ISUM(2, 1)) FOLD_RC(3, 0, ISUM(3, 0)) FOLD_RC(3, 1, ISUM(3, 1))
+#define FINISH_TILE() \
+    FINISH_RC(0, 0) FINISH_RC(0, 1) FINISH_RC(1, 0) FINISH_RC(1, 1) FINISH_RC(2, 0) FINISH_RC(2, 1) FINISH_RC(3, 0) FINISH_RC(3, 1)
 
 /* Panels whose weights are within +-EMB_I8_SMALL_WMAX (Q5_0, Q4_0): the activations come offset
    (a + 128, 1..255, as u8; emb_i8_maddubs_offset), so maddubs multiplies them straight with the int8
@@ -302,16 +312,11 @@ AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const 
             SWIDEN(0, 0) SWIDEN(0, 1) SWIDEN(1, 0) SWIDEN(1, 1) SWIDEN(2, 0) SWIDEN(2, 1) SWIDEN(3, 0) SWIDEN(3, 1)
 #undef SWIDEN
         }
-#define SFOLD(R, C)                                                                                     \
-    if (MR > R && NP > C) {                                                                             \
-        const __m512 s_ = _mm512_mul_ps(_mm512_load_ps(ws + C * ss + b * EMB_PANEL), _mm512_set1_ps(sa[(m + R) * nb + b])); \
-        f##R##C = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i##R##C), s_, f##R##C);                           \
-        if (AFF) f##R##C = _mm512_fmadd_ps(_mm512_load_ps(wm + C * ss + b * EMB_PANEL), _mm512_set1_ps(asum[(m + R) * nb + b]), f##R##C); \
+#define SMALL_ISUM(R, C) i##R##C
+        FOLD_TILE(SMALL_ISUM)
+#undef SMALL_ISUM
     }
-        SFOLD(0, 0) SFOLD(0, 1) SFOLD(1, 0) SFOLD(1, 1) SFOLD(2, 0) SFOLD(2, 1) SFOLD(3, 0) SFOLD(3, 1)
-#undef SFOLD
-    }
-    FINISH_TILE(f)
+    FINISH_TILE()
 }
 
 /* Weights all within 0..EMB_I8_SMALL_WMAX (emb_i8_unsigned_small: Q4_1, Q4_K): maddubs of the
@@ -346,16 +351,11 @@ AI void i8_tile_unsigned(const emb_matrix *W, const uint8_t *a, int64_t lda, con
 #undef UROW
             __asm__("" : "+v"(h00), "+v"(h01), "+v"(h10), "+v"(h11), "+v"(h20), "+v"(h21), "+v"(h30), "+v"(h31));
         }
-#define UFOLD(R, C)                                                                                     \
-    if (MR > R && NP > C) {                                                                             \
-        const __m512 s_ = _mm512_mul_ps(_mm512_load_ps(ws + C * ss + b * EMB_PANEL), _mm512_set1_ps(sa[(m + R) * nb + b])); \
-        f##R##C = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(h##R##C, ones)), s_, f##R##C);   \
-        if (AFF) f##R##C = _mm512_fmadd_ps(_mm512_load_ps(wm + C * ss + b * EMB_PANEL), _mm512_set1_ps(asum[(m + R) * nb + b]), f##R##C); \
+#define UNSIGNED_ISUM(R, C) _mm512_madd_epi16(h##R##C, ones)
+        FOLD_TILE(UNSIGNED_ISUM)
+#undef UNSIGNED_ISUM
     }
-        UFOLD(0, 0) UFOLD(0, 1) UFOLD(1, 0) UFOLD(1, 1) UFOLD(2, 0) UFOLD(2, 1) UFOLD(3, 0) UFOLD(3, 1)
-#undef UFOLD
-    }
-    FINISH_TILE(f)
+    FINISH_TILE()
 }
 
 #define UNSIGNED_CALL(MR, NP) i8_tile_unsigned(W, a, lda, sa, asum, m, MR, p, NP, AFF, y, residual)
