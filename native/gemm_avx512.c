@@ -408,8 +408,8 @@ AI void i8_kernel(const emb_matrix *W, const uint8_t *a, int64_t lda, const floa
     /* Offset activations: small panels two at a time where both are, the others one at a time
        through the sign trick with the offset flipped back. */
     for (int64_t p = p0; p < p1;) {
-        const int np = p + 1 < p1 && emb_i8_panel_small(W, p) && emb_i8_panel_small(W, p + 1) ? 2 : 1;
         const int small = emb_i8_panel_small(W, p);
+        const int np = small && p + 1 < p1 && emb_i8_panel_small(W, p + 1) ? 2 : 1;
         for (int64_t m = m0; m < m1; m += 4) {
             const int mr = m1 - m < 4 ? (int)(m1 - m) : 4;
             switch (mr) {
