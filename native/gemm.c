@@ -70,6 +70,7 @@ void emb_matrix_free(emb_matrix *m) {
         free(m->bias);
         free(m->panel_wmax);
     }
+    if (m->c_heap) free(m->c_off);
     memset(m, 0, sizeof *m);
 }
 
@@ -408,6 +409,82 @@ static int pack_i8(emb_matrix *m, const part_rows *pr, char *err, size_t err_len
     return 0;
 }
 
+/* The compact form of panel p (see gemm_impl.h): the fewest bits that hold all its weights after
+   adding one of the offsets the kernel knows. */
+static void compact_form(const emb_matrix *m, int64_t p, uint8_t *bits, uint8_t *zero) {
+    const int64_t len = EMB_PANEL * emb_i8_kp(m->k);
+    const int8_t *w = (const int8_t *)m->data + p * len;
+    int8_t lo = 0, hi = 0; /* int8 so that the scan vectorises */
+    for (int64_t i = 0; i < len; i++) {
+        lo = w[i] < lo ? w[i] : lo;
+        hi = w[i] > hi ? w[i] : hi;
+    }
+    static const struct { int lo, hi, bits, zero; } forms[] = {
+        {0, 15, 4, 0}, {-8, 7, 4, 8}, {0, 31, 5, 0}, {-16, 15, 5, 16}, {-128, 127, 8, 128}};
+    for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++)
+        if (lo >= forms[f].lo && hi <= forms[f].hi) {
+            *bits = (uint8_t)forms[f].bits;
+            *zero = (uint8_t)forms[f].zero;
+            return;
+        }
+}
+
+/* Writes nb blocks of one panel's I8 data w in the compact form (bits, zero) to dst. */
+static void compact_panel(uint8_t *dst, const int8_t *w, int64_t nb, int bits, uint8_t zero) {
+    enum { LINES = EMB_QB / 4, BLOCK = LINES * 64 };
+    for (int64_t b = 0; b < nb; b++, w += BLOCK, dst += emb_c_block_bytes(bits)) {
+        uint8_t u[BLOCK];
+        for (int i = 0; i < BLOCK; i++) u[i] = (uint8_t)(w[i] + zero);
+        if (bits == 8) {
+            memcpy(dst, u, BLOCK);
+            continue;
+        }
+        for (int i = 0; i < LINES / 2; i++)
+            for (int j = 0; j < 64; j++) dst[i * 64 + j] = (uint8_t)((u[2 * i * 64 + j] & 15) | (u[(2 * i + 1) * 64 + j] << 4));
+        if (bits == 5)
+            for (int q = 0; q < BLOCK / 8; q++) {
+                /* eight 0/1 bytes, gathered into one byte (bit t from byte t) by one multiply */
+                uint64_t ones = 0;
+                for (int t = 0; t < 8; t++) ones |= (uint64_t)((u[q * 8 + t] >> 4) & 1) << (8 * t);
+                dst[LINES / 2 * 64 + q] = (uint8_t)((ones * 0x0102040810204080ull) >> 56);
+            }
+    }
+}
+
+int emb_matrix_compact(emb_matrix *m, emb_arena *arena) {
+    if (!m || m->kind != EMB_MAT_I8 || m->cdata) return -1;
+    const int64_t np = emb_panels(m->n), nb = emb_i8_nb(m->k), kp = emb_i8_kp(m->k);
+    uint8_t *bits = malloc((size_t)np * 2);
+    if (!bits) return -1;
+    uint8_t *zero = bits + np;
+    int64_t data = 0, head = round64_i(np * (int64_t)(sizeof(int64_t) + 2));
+    for (int64_t p = 0; p < np; p++) {
+        compact_form(m, p, &bits[p], &zero[p]);
+        data += nb * emb_c_block_bytes(bits[p]); /* <= the I8 data's size: no overflow */
+    }
+    uint8_t *block = arena ? emb_arena_alloc(arena, head + data) : NULL;
+    int heap = block == NULL;
+    if (heap && !(block = alloc64_zero(head + data))) {
+        free(bits);
+        return -1;
+    }
+    m->c_off = (int64_t *)block;
+    m->c_bits = block + np * (int64_t)sizeof(int64_t);
+    m->c_zero = m->c_bits + np;
+    m->cdata = block + head;
+    m->c_heap = heap;
+    memcpy(m->c_bits, bits, (size_t)np);
+    memcpy(m->c_zero, zero, (size_t)np);
+    free(bits);
+    for (int64_t p = 0, off = 0; p < np; p++) {
+        m->c_off[p] = off;
+        compact_panel(m->cdata + off, (const int8_t *)m->data + p * EMB_PANEL * kp, nb, m->c_bits[p], m->c_zero[p]);
+        off += nb * emb_c_block_bytes(m->c_bits[p]);
+    }
+    m->c_bytes = head + data;
+    return 0;
+}
+
 static int pack_f32(emb_matrix *m, const part_rows *pr, char *err, size_t err_len) {
     int64_t n = m->n, k = m->k;
     float *data = m->data;
@@ -515,6 +592,8 @@ int emb_matrix_init_parts_in(emb_matrix *m, emb_arena *arena, int32_t kind, cons
         break;
     }
     }
+    /* Optional: without it (no VNNI, no memory) short products use the I8 data. */
+    if (rc == 0 && kind == EMB_MAT_I8 && emb_simd_can_run(EMB_SIMD_AVX512VNNI)) emb_matrix_compact(m, arena);
     if (rc != 0) {
         emb_matrix_free(m);
         return -1;
@@ -537,8 +616,9 @@ size_t emb_matmul_scratch_bytes(const emb_matrix *W, int64_t M) {
     size_t row;
     switch (W->kind) {
     case EMB_MAT_I8: {
-        /* Quantised rows, then nb float scales per row, then (affine weights) nb block sums. */
-        size_t sab = (size_t)emb_i8_nb(W->k) * sizeof(float) * (W->wmin ? 2 : 1);
+        /* Quantised rows, then nb float scales per row, then (affine weights) nb block sums, then
+           (with a compact copy) nb integer block sums. */
+        size_t sab = (size_t)emb_i8_nb(W->k) * sizeof(float) * (1 + (W->wmin ? 1 : 0) + (W->cdata ? 1 : 0));
         row = (size_t)emb_i8_lda(W->k);
         if ((uint64_t)M > SIZE_MAX / (row + sab) - 128) return SIZE_MAX;
         return round64((size_t)M * row) + round64((size_t)M * sab);
@@ -728,6 +808,7 @@ typedef struct {
     uint8_t *qa;
     float *sa;   /* nb scales per row */
     float *asum; /* nb dequantised block sums per row (affine weights only), else NULL */
+    int32_t *isa; /* nb integer block sums per row when the compact copy is used, else NULL */
     int64_t lda, nb;
     /* BLOCKS */
     uint8_t *qb;
@@ -743,14 +824,16 @@ static void quantise_rows(const mm_task *t, int64_t m0, int64_t m1) {
             uint8_t *q = t->qa + m * t->lda;
             float *sa = t->sa + m * t->nb;
             t->kern.quant_row(t->x + m * t->W->k, t->W->k, t->lda, q, sa, t->offset);
-            if (!t->asum) continue;
+            if (!t->asum && !t->isa) continue;
             /* Bytes past k are 0 (128 with the offset): whole blocks can be summed. Flipping the
                top bit turns int8 into offset uint8, whose sum the compiler vectorises. */
             const uint8_t flip = t->offset ? 0 : 0x80;
             for (int64_t b = 0; b < t->nb; b++) {
                 uint32_t sum = 0;
                 for (int i = 0; i < EMB_QB; i++) sum += (uint8_t)(q[b * EMB_QB + i] ^ flip);
-                t->asum[m * t->nb + b] = (float)((int32_t)sum - 128 * EMB_QB) * sa[b];
+                const int32_t isum = (int32_t)sum - 128 * EMB_QB;
+                if (t->asum) t->asum[m * t->nb + b] = (float)isum * sa[b];
+                if (t->isa) t->isa[m * t->nb + b] = isum;
             }
         }
     } else if (t->W->kind == EMB_MAT_BLOCKS) {
@@ -835,6 +918,12 @@ static void compute_range(const mm_task *t, int64_t m_lo, int64_t m_hi, int64_t 
                 blocks_chunk(t, m0, m1, c0, c1);
             } else {
                 int64_t p0 = c0 / EMB_PANEL, p1 = emb_panels(c1);
+#if defined(__x86_64__) || defined(_M_X64)
+                if (t->isa)
+                    emb_i8c_kernel_avx512vnni(W, t->qa, t->lda, t->sa, t->asum, t->isa, m0, m1, p0, p1, t->y,
+                                              t->residual);
+                else
+#endif
                 if (W->kind == EMB_MAT_I8)
                     t->kern.i8(W, t->qa, t->lda, t->sa, t->asum, m0, m1, p0, p1, t->y, t->residual);
                 else
@@ -874,6 +963,7 @@ void emb_matmul(emb_pool *p, const emb_matrix *W, const float *x, int64_t M, flo
     mm_task t = {.W = W, .x = x, .M = M, .y = y, .residual = epi == EMB_EPI_NONE ? residual : NULL,
                  .epi = epi, .kern = kernels_for(emb_simd_active())};
     int need_quant = 0;
+    const int nth = emb_pool_threads(p);
     if (W->kind == EMB_MAT_I8) {
         t.offset = t.kern.i8_offset;
 #if defined(__x86_64__) || defined(_M_X64)
@@ -884,6 +974,14 @@ void emb_matmul(emb_pool *p, const emb_matrix *W, const float *x, int64_t M, flo
         t.qa = scratch;
         t.sa = (float *)((uint8_t *)scratch + round64((size_t)M * (size_t)t.lda));
         t.asum = W->wmin ? t.sa + M * t.nb : NULL;
+#if defined(__x86_64__) || defined(_M_X64)
+        /* Few rows per call (the row split gives each worker its own) take the compact copy. */
+        const int64_t call_rows = nth > 1 && M >= (int64_t)EMB_ROW_SPLIT_MIN * nth ? (M + nth - 1) / nth : M;
+        if (W->cdata && call_rows <= EMB_COMPACT_MAX_ROWS && t.kern.i8 == emb_i8_kernel_avx512vnni) {
+            t.offset = 0;
+            t.isa = (int32_t *)(t.sa + M * t.nb * (W->wmin ? 2 : 1));
+        }
+#endif
         need_quant = 1;
     } else if (W->kind == EMB_MAT_BLOCKS) {
         t.tr = emb_get_type_traits(W->type);
@@ -894,7 +992,6 @@ void emb_matmul(emb_pool *p, const emb_matrix *W, const float *x, int64_t M, flo
         t.qb = scratch;
         need_quant = 1;
     }
-    int nth = emb_pool_threads(p);
     if (nth > 1 && M >= (int64_t)EMB_ROW_SPLIT_MIN * nth) {
         emb_pool_run(p, rows_task, &t);
         return;

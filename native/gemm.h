@@ -54,6 +54,14 @@ typedef struct {
     int32_t small_panels; /* EMB_MAT_I8: panels whose weights are within +-EMB_I8_SMALL_WMAX */
     float *bias;     /* n floats, or NULL */
     int32_t in_arena; /* 1: the buffers above belong to an emb_arena, emb_matrix_free leaves them */
+    /* EMB_MAT_I8: the compact copy of the weights that the AVX-512 VNNI kernel streams for products
+       of few rows (emb_matrix_compact; layout in gemm_impl.h), or NULL. */
+    uint8_t *cdata;
+    int64_t *c_off;   /* per panel: the offset of its blocks in cdata */
+    uint8_t *c_bits;  /* per panel: 4, 5 or 8 bits a weight */
+    uint8_t *c_zero;  /* per panel: what is added to each int8 weight to make it unsigned */
+    int32_t c_heap;   /* 1: c_off starts a heap block holding all four (else they are in an arena) */
+    int64_t c_bytes;  /* that block's size */
 } emb_matrix;
 
 /* A bump allocator over one anonymous mapping with transparent huge pages advised: a model's
@@ -101,6 +109,11 @@ typedef struct {
 int emb_matrix_init_parts_in(emb_matrix *m, emb_arena *arena, int32_t kind, const emb_matrix_part *parts,
                              int nparts, int64_t k, const float *bias, char *err, size_t err_len);
 void emb_matrix_free(emb_matrix *m);
+/* Adds the compact copy of an I8 matrix (in arena if it has room, else on the heap): every panel's
+   weights shifted to unsigned integers of 4, 5 or 8 bits, for the AVX-512 VNNI kernel of products
+   of few rows, whose time goes to streaming the weights. emb_matrix_init does this itself when
+   the CPU has AVX-512 VNNI. Returns 0, or -1 (not I8, out of memory: the matrix is unchanged). */
+int emb_matrix_compact(emb_matrix *m, emb_arena *arena);
 /* The kind the fast path uses for weights of this type: F32 for F32/F16/BF16, I8 otherwise. */
 int32_t emb_matrix_kind_for(int32_t type, int32_t weight_mode);
 

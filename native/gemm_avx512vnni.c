@@ -51,6 +51,20 @@ AI void finish(const emb_matrix *W, __m512 v, int64_t m, int64_t n0, float *y, c
     _mm512_mask_storeu_ps(y + m * n + n0, mk, v);
 }
 
+/* The end of a block and of a tile of up to 6 rows x 2 panels whose int32 accumulators are cRC
+   and float accumulators fRC (row R, panel C), in the tiles' own variables. */
+#define VFOLD(R, C) \
+    if (MR > R && NP > C)                                                                            \
+        f##R##C = fold(f##R##C, c##R##C, sam[R * nb + b], ws + C * ss + b * EMB_PANEL, AFF,          \
+                       AFF ? wm + C * ss + b * EMB_PANEL : NULL, AFF ? asum + (m + R) * nb + b : NULL);
+#define VFOLD_ROW(R) VFOLD(R, 0) VFOLD(R, 1)
+#define TILE_FOLD VFOLD_ROW(0) VFOLD_ROW(1) VFOLD_ROW(2) VFOLD_ROW(3) VFOLD_ROW(4) VFOLD_ROW(5)
+#define VFINISH(R, C) \
+    if (MR > R && NP > C) finish(W, f##R##C, m + R, (p + C) * EMB_PANEL, y, res);
+#define TILE_FINISH                                                                                \
+    VFINISH(0, 0) VFINISH(0, 1) VFINISH(1, 0) VFINISH(1, 1) VFINISH(2, 0) VFINISH(2, 1)           \
+    VFINISH(3, 0) VFINISH(3, 1) VFINISH(4, 0) VFINISH(4, 1) VFINISH(5, 0) VFINISH(5, 1)
+
 /* Up to 6 rows x 2 panels: 12 int32 and 12 float accumulators, all in registers (with the two
    weight lines and the broadcast, 27 of the 32 zmm). Of the tile shapes timed on one Zen 5 core
    (docs/performance.md), those of 8 to 18 accumulators and at least 4 rows ran fastest; the 6 x 4
@@ -91,20 +105,9 @@ AI void vnni_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const floa
             VROW(0) VROW(1) VROW(2) VROW(3) VROW(4) VROW(5)
 #undef VROW
         }
-#define VFOLD(R, C) \
-    if (MR > R && NP > C)                                                                            \
-        f##R##C = fold(f##R##C, c##R##C, sam[R * nb + b], ws + C * ss + b * EMB_PANEL, AFF,          \
-                       AFF ? wm + C * ss + b * EMB_PANEL : NULL, AFF ? asum + (m + R) * nb + b : NULL);
-#define VFOLD_ROW(R) VFOLD(R, 0) VFOLD(R, 1)
-        VFOLD_ROW(0) VFOLD_ROW(1) VFOLD_ROW(2) VFOLD_ROW(3) VFOLD_ROW(4) VFOLD_ROW(5)
-#undef VFOLD_ROW
-#undef VFOLD
+        TILE_FOLD
     }
-#define VFINISH(R, C) \
-    if (MR > R && NP > C) finish(W, f##R##C, m + R, (p + C) * EMB_PANEL, y, res);
-    VFINISH(0, 0) VFINISH(0, 1) VFINISH(1, 0) VFINISH(1, 1) VFINISH(2, 0) VFINISH(2, 1)
-    VFINISH(3, 0) VFINISH(3, 1) VFINISH(4, 0) VFINISH(4, 1) VFINISH(5, 0) VFINISH(5, 1)
-#undef VFINISH
+    TILE_FINISH
 }
 
 /* One or two rows leave too few independent accumulators to cover VPDPBUSD's latency, so even
@@ -190,4 +193,125 @@ void emb_i8_kernel_avx512vnni(const emb_matrix *W, const uint8_t *a, int64_t lda
         vnni_kernel(W, a, lda, sa, asum, m0, m1, p0, p1, 1, y, residual);
     else
         vnni_kernel(W, a, lda, sa, asum, m0, m1, p0, p1, 0, y, residual);
+}
+
+/* ---- Products of few rows from the compact copy ------------------------------------------------
+   With 12 rows or fewer a call reads each weight line once or twice, and streaming the 12.6 MB of
+   the bundled model's I8 weights and their scales from the shared L3 bounds it. The compact copy
+   (gemm_impl.h) holds most panels in 4 or 5 bits a weight and needs no rsum: 384 bytes a panel's
+   block for Q5_0 or Q4_K weights against 640 or 704. The weights, shifted to unsigned, are
+   VPDPBUSD's unsigned operand against the plain int8 activations, and each block starts from
+   -zero x the row's activation sum: sum((w + zero) a) - zero sum(a) is the exact sum of w a, folded
+   as vnni_tile folds it, so the results are the same bits. */
+
+/* The unsigned weight line of k-group g (a compile-time constant) of one compact block. */
+AI __m512i c_line(const uint8_t *blk, const int g, const int BITS) {
+    if (BITS == 8) return _mm512_load_si512((const void *)(blk + g * 64));
+    __m512i v = _mm512_load_si512((const void *)(blk + (g / 2) * 64));
+    if (g & 1) v = _mm512_srli_epi16(v, 4);
+    if (BITS == 4) return _mm512_and_si512(v, _mm512_set1_epi8(15));
+    uint64_t fifth;
+    memcpy(&fifth, blk + 256 + g * 8, 8);
+    /* (v & 15) | (16 where the fifth bit is set) in one ternary-logic step */
+    const __m512i hi = _mm512_maskz_mov_epi8(_cvtu64_mask64(fifth), _mm512_set1_epi8(16));
+    return _mm512_ternarylogic_epi32(v, _mm512_set1_epi8(15), hi, 0xEA);
+}
+
+/* vnni_tile's shape and fold over the compact copy; both panels have BITS bits and one zero. */
+AI void c_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
+               const int32_t *isa, int64_t m, const int MR, int64_t p, const int NP, const int BITS,
+               const int AFF, float *y, const float *res) {
+    const int64_t nb = emb_i8_nb(W->k), ss = nb * EMB_PANEL, bb = emb_c_block_bytes(BITS);
+    const uint8_t *w0 = W->cdata + W->c_off[p];
+    const uint8_t *w1 = NP > 1 ? W->cdata + W->c_off[p + 1] : w0;
+    const int32_t zero = W->c_zero[p];
+    const float *ws = W->scale + p * ss;
+    const float *wm = AFF ? W->wmin + p * ss : NULL;
+    const uint8_t *am = a + m * lda;
+    const float *sam = sa + m * nb;
+    const int32_t *im = isa + m * nb;
+    const __m512i z = _mm512_setzero_si512();
+    __m512 f00 = _mm512_setzero_ps(), f01 = f00, f10 = f00, f11 = f00, f20 = f00, f21 = f00;
+    __m512 f30 = f00, f31 = f00, f40 = f00, f41 = f00, f50 = f00, f51 = f00;
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z;
+        __m512i c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
+#define CSTART(R) \
+    if (MR > R) c##R##0 = c##R##1 = _mm512_set1_epi32(-zero * im[R * nb + b]);
+        CSTART(0) CSTART(1) CSTART(2) CSTART(3) CSTART(4) CSTART(5)
+#undef CSTART
+        const uint8_t *b0 = w0 + b * bb, *b1 = w1 + b * bb;
+        const uint8_t *ab = am + b * EMB_QB;
+#define CROW(R, G)                                                   \
+    if (MR > R) {                                                    \
+        __m512i av = bcast4(ab + R * lda + G * 4);                   \
+        c##R##0 = dpbusd(c##R##0, wv0, av);                          \
+        if (NP > 1) c##R##1 = dpbusd(c##R##1, wv1, av);              \
+    }
+#define CGROUP(G)                                                    \
+    {                                                                \
+        const __m512i wv0 = c_line(b0, G, BITS);                     \
+        const __m512i wv1 = NP > 1 ? c_line(b1, G, BITS) : z;        \
+        CROW(0, G) CROW(1, G) CROW(2, G) CROW(3, G) CROW(4, G) CROW(5, G)\
+    }
+        CGROUP(0) CGROUP(1) CGROUP(2) CGROUP(3) CGROUP(4) CGROUP(5) CGROUP(6) CGROUP(7)
+#undef CGROUP
+#undef CROW
+        TILE_FOLD
+    }
+    TILE_FINISH
+}
+
+#define C_CALL(MR, NP) c_tile(W, a, lda, sa, asum, isa, m, MR, p, NP, BITS, AFF, y, residual)
+#define C_NP(MR)           \
+    if (np == 1)           \
+        C_CALL(MR, 1);     \
+    else                   \
+        C_CALL(MR, 2);
+
+/* Rows [m0, m1) against panels p (and p + 1 if np == 2) of BITS bits. */
+AI void c_panels(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
+                 const int32_t *isa, int64_t m0, int64_t m1, int64_t p, int np, const int BITS, const int AFF,
+                 float *y, const float *residual) {
+    const int64_t rows = m1 - m0, nblk = (rows + 5) / 6;
+    int64_t m = m0;
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        int mr = emb_rows_of_block(rows, nblk, blk);
+        switch (mr) {
+        case 1: C_NP(1); break;
+        case 2: C_NP(2); break;
+        case 3: C_NP(3); break;
+        case 4: C_NP(4); break;
+        case 5: C_NP(5); break;
+        default: C_NP(6); break;
+        }
+        m += mr;
+    }
+}
+
+#define C_PANELS_FN(BITS, AFF)                                                                                   \
+    static void c_panels_##BITS##_##AFF(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,     \
+                                        const float *asum, const int32_t *isa, int64_t m0, int64_t m1, int64_t p, \
+                                        int np, float *y, const float *residual) {                              \
+        c_panels(W, a, lda, sa, asum, isa, m0, m1, p, np, BITS, AFF, y, residual);                             \
+    }
+C_PANELS_FN(4, 0) C_PANELS_FN(4, 1) C_PANELS_FN(5, 0) C_PANELS_FN(5, 1) C_PANELS_FN(8, 0) C_PANELS_FN(8, 1)
+
+void emb_i8c_kernel_avx512vnni(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
+                               const float *asum, const int32_t *isa, int64_t m0, int64_t m1, int64_t p0,
+                               int64_t p1, float *y, const float *residual) {
+    const int aff = W->wmin != NULL;
+    for (int64_t p = p0; p < p1;) {
+        /* Two panels share a tile only in the same form (panels of one GGUF part always do). */
+        const int np = p + 1 < p1 && W->c_bits[p + 1] == W->c_bits[p] && W->c_zero[p + 1] == W->c_zero[p] ? 2 : 1;
+        switch (W->c_bits[p] * 2 + aff) {
+        case 8: c_panels_4_0(W, a, lda, sa, asum, isa, m0, m1, p, np, y, residual); break;
+        case 9: c_panels_4_1(W, a, lda, sa, asum, isa, m0, m1, p, np, y, residual); break;
+        case 10: c_panels_5_0(W, a, lda, sa, asum, isa, m0, m1, p, np, y, residual); break;
+        case 11: c_panels_5_1(W, a, lda, sa, asum, isa, m0, m1, p, np, y, residual); break;
+        case 16: c_panels_8_0(W, a, lda, sa, asum, isa, m0, m1, p, np, y, residual); break;
+        default: c_panels_8_1(W, a, lda, sa, asum, isa, m0, m1, p, np, y, residual); break;
+        }
+        p += np;
+    }
 }

@@ -13,6 +13,16 @@
  *                activation offset). wmin (affine types only) is float [np][nb][16]: the block's
  *                offset c in weight = q * scale + c. bias (if any) holds np * 16 entries; all
  *                padding is zero.
+ *   Compact copy of EMB_MAT_I8 (cdata, for products of few rows on AVX-512 VNNI): panel p's weights
+ *                plus c_zero[p] (0, 8, 16 or 128, the smallest that makes them all unsigned) in
+ *                c_bits[p] bits, its nb blocks one after the other from cdata + c_off[p]. A block's
+ *                eight k-group lines (64 bytes each, byte j = output row j / 4, k j % 4, as in data)
+ *                are stored as: 8 bits: the eight lines of unsigned bytes (512 bytes); 4 bits: four
+ *                lines of nibbles, line i holding k-group 2i in its low and 2i + 1 in its high
+ *                nibbles (256 bytes); 5 bits: the same nibbles, then each k-group's fifth bits as
+ *                one little-endian 64-bit mask, bit j for byte j (256 + 64 bytes). The scales and
+ *                wmin are the I8 kind's; no rsum: the activations stay signed and each block starts
+ *                from -c_zero[p] x the block's activation sum.
  *   EMB_MAT_F32: float [np][k][16]: panel p, input index k, output row r. Rows >= n are zero.
  *   Activations for I8: rows of lda = round_up(kp, 64) bytes, int8 (or int8 + 128 as uint8 for
  *                VPDPBUSD, and for the maddubs kernels when emb_i8_maddubs_offset(W)), values past k are 0 (128 with the offset); one float scale per (row,
@@ -46,6 +56,17 @@ static inline int64_t emb_panels(int64_t n) { return (n + EMB_PANEL - 1) / EMB_P
 static inline int emb_rows_of_block(int64_t rows, int64_t nblk, int64_t blk) {
     return (int)(rows / nblk + (blk < rows % nblk ? 1 : 0));
 }
+
+/* Bytes of one 32-block of one panel in the compact copy, for c_bits 4, 5 or 8. */
+static inline int64_t emb_c_block_bytes(int bits) { return bits == 8 ? 512 : bits == 5 ? 320 : 256; }
+
+/* Rows up to which emb_matmul, at the AVX-512 VNNI level, multiplies by a matrix's compact copy
+   (per call: each worker's rows in the row split, all rows in the column split). With two workers
+   streaming every weight from the shared L3 for a few rows each, the bytes bound the product; each
+   6-row tile unpacks its weight lines again, so the more tiles share one stream, the less the
+   smaller stream gains (bundled model, 2 threads, one sequence: 4-10% faster at 4 to 22 rows a
+   worker, even at 24; docs/performance.md). */
+#define EMB_COMPACT_MAX_ROWS 22
 
 /* Largest |weight| for which the AVX2 kernel takes its offset-activation path (see gemm_avx2.c:
    four k-groups of maddubs pair sums, each <= 2 * 255 * 16, fit int16 exactly). */
@@ -119,6 +140,11 @@ void emb_sgemm_nn_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_
 void emb_i8_kernel_avx512vnni(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                               int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                               const float *residual);
+/* The same products from W's compact copy (W->cdata): signed activations a, and isa holding each
+   (row, 32-block)'s sum of them (nb per row). */
+void emb_i8c_kernel_avx512vnni(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
+                               const int32_t *isa, int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
+                               const float *residual);
 /* The same contract on 256-bit AVX-VNNI. */
 void emb_i8_kernel_avxvnni(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                            int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y, const float *residual);

@@ -211,8 +211,8 @@ static float *load_floats(loader *ld, const char *name, int64_t ne0, int64_t ne1
 }
 
 /* Bytes a packed matrix holds: its data plus, for I8, one float scale and one int32 row sum (and
-   for affine types one float offset) per (panel row, 32-block), and the bias padded to whole
-   panels. */
+   for affine types one float offset) per (panel row, 32-block) and the compact copy if any, and
+   the bias padded to whole panels. */
 static int64_t matrix_bytes(const emb_matrix *w) {
     int64_t b = w->data_bytes;
     const int64_t npad = (w->n + 15) / 16 * 16, nb = (w->k + 31) / 32;
@@ -221,7 +221,7 @@ static int64_t matrix_bytes(const emb_matrix *w) {
     if (w->wmin) b += npad * nb * (int64_t)sizeof(float);
     if (w->bias) b += (w->kind == EMB_MAT_BLOCKS ? w->n : npad) * (int64_t)sizeof(float);
     if (w->panel_wmax) b += npad / 16;
-    return b;
+    return b + w->c_bytes;
 }
 
 static int init_matrix_parts(loader *ld, emb_matrix *w, const char *name, int32_t kind, const emb_matrix_part *parts,

@@ -6,8 +6,8 @@
  *     (for I8 summed per 32-block of weights and activations),
  * for awkward shapes, all source weight types, every epilogue; the activation quantisation of every
  * level against the scalar one byte for byte; the lossless repack of Q8_0/Q5_0/Q4_0 and of the
- * affine Q4_1/Q5_1/Q4_K/Q5_K into I8; matrices packed from parts of several types; and
- * the attention sgemms against a naive double product.
+ * affine Q4_1/Q5_1/Q4_K/Q5_K into I8, and of I8 into the compact copy; matrices packed from parts
+ * of several types; and the attention sgemms against a naive double product.
  */
 #include <math.h>
 #include <stdio.h>
@@ -326,6 +326,32 @@ static void test_quant_rows(void) {
    Q5_K, whose integers stay unsigned (0..15 for the 4-bit types: the AVX2 kernel's fast path). A
    Q8_0 block holding -128 (outside the kernels' +-127) is requantised instead, within half a step
    of its largest value / 127. */
+/* The compact copy (built here if this CPU has no AVX-512 VNNI) read back, by the layout of
+   gemm_impl.h, gives every int8 weight of W's data, in the fewest bits its type needs. */
+static void check_compact(emb_matrix *W, int32_t type) {
+    if (!W->cdata) CHECK(emb_matrix_compact(W, NULL) == 0, "%s: compact copy", emb_type_name(type));
+    if (!W->cdata) return;
+    const int want_bits = type == EMB_TYPE_Q8_0 ? 8 : type == EMB_TYPE_Q5_0 || type == EMB_TYPE_Q5_1 || type == EMB_TYPE_Q5_K ? 5 : 4;
+    const int want_zero = type == EMB_TYPE_Q8_0 ? 128 : type == EMB_TYPE_Q5_0 ? 16 : type == EMB_TYPE_Q4_0 ? 8 : 0;
+    const int64_t kp = emb_i8_kp(W->k), nb = emb_i8_nb(W->k);
+    int bad = 0, bad_form = 0;
+    for (int64_t p = 0; p < emb_panels(W->n); p++) {
+        const int bits = W->c_bits[p], zero = W->c_zero[p];
+        bad_form += bits != want_bits || zero != want_zero;
+        const uint8_t *c = W->cdata + W->c_off[p];
+        const int8_t *d = (const int8_t *)W->data + p * 16 * kp;
+        for (int64_t b = 0; b < nb; b++, c += emb_c_block_bytes(bits))
+            for (int g = 0; g < 8; g++)
+                for (int j = 0; j < 64; j++) {
+                    int u = bits == 8 ? c[g * 64 + j] : (c[(g / 2) * 64 + j] >> (4 * (g % 2))) & 15;
+                    if (bits == 5) u |= ((c[256 + g * 8 + j / 8] >> (j % 8)) & 1) << 4;
+                    bad += u - zero != d[(b * 8 + g) * 64 + j];
+                }
+    }
+    CHECK(bad == 0 && bad_form == 0, "%s compact copy: %d weights differ, %d panels not in %d bits + %d",
+          emb_type_name(type), bad, bad_form, want_bits, want_zero);
+}
+
 static void test_lossless_repack(void) {
     static const int32_t types[] = {EMB_TYPE_Q8_0, EMB_TYPE_Q5_0, EMB_TYPE_Q4_0, EMB_TYPE_Q4_1,
                                     EMB_TYPE_Q5_1, EMB_TYPE_Q4_K, EMB_TYPE_Q5_K};
@@ -379,6 +405,7 @@ static void test_lossless_repack(void) {
             }
         CHECK(bad == 0 && bad128 == 0, "%s -> i8 repack: %d values not exact, %d of the -128 block beyond half a step",
               emb_type_name(type), bad, bad128);
+        check_compact(&W, type);
         emb_matrix_free(&W);
         free(w);
         free(wd);
@@ -387,10 +414,11 @@ static void test_lossless_repack(void) {
 
 /* The int16 sums of the AVX2 kernel's paths at their bounds: every weight of a block at the largest
    value its type holds (15 for the unsigned 4-bit path, -16 or 15 for Q5_0's offset path, 31 and
-   +-127 for the sign trick) against activations that all quantise to +-127, of one sign and of
-   alternating signs. Every level must still give the scalar reference's outputs bit for bit. */
+   +-127 for the sign trick; -8 and 7 of Q4_0 for the compact copy's 4 bits) against activations
+   that all quantise to +-127, of one sign and of alternating signs. Every level (with 5 rows, the
+   VNNI one from the compact copy) must still give the scalar reference's outputs bit for bit. */
 static void test_extreme_sums(emb_pool *pool) {
-    static const int32_t types[] = {EMB_TYPE_Q4_1, EMB_TYPE_Q5_1, EMB_TYPE_Q5_0, EMB_TYPE_Q8_0};
+    static const int32_t types[] = {EMB_TYPE_Q4_1, EMB_TYPE_Q5_1, EMB_TYPE_Q5_0, EMB_TYPE_Q4_0, EMB_TYPE_Q8_0};
     const int64_t M = 5, n = 48, k = 256;
     int saved = emb_simd_active();
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
@@ -408,6 +436,8 @@ static void test_extreme_sums(emb_pool *pool) {
                 memset(((block_q5_0 *)w)[b].qs, top ? 0xFF : 0x00, sizeof ((block_q5_0 *)w)[b].qs);
                 memset(((block_q5_0 *)w)[b].qh, top ? 0xFF : 0x00, sizeof ((block_q5_0 *)w)[b].qh);
             }
+            if (type == EMB_TYPE_Q4_0) /* all -8 or all 7: the compact copy's 4-bit extremes */
+                memset(((block_q4_0 *)w)[b].qs, b % 2 ? 0xFF : 0x00, sizeof ((block_q4_0 *)w)[b].qs);
             if (type == EMB_TYPE_Q8_0) memset(((block_q8_0 *)w)[b].qs, b % 2 ? 127 : 0x81 /* -127 */, sizeof ((block_q8_0 *)w)[b].qs);
         }
         float *x = xmalloc((size_t)(M * k) * sizeof(float));
