@@ -36,7 +36,7 @@
 
 /* Tokens per FFN step (up, GELU, down): 288 x 1536 floats is 1.8 MB, cache-resident between the
    steps; a multiple of the matmul's row block (EMB_MC = 96). Any value gives the same results.
-   FFN_ROWS is the same for one worker's rows in the row-local path. */
+   FFN_ROWS is the same for one worker's rows in the row-local path (see ffn_chunks). */
 #define FFN_CHUNK 288
 #define FFN_ROWS 96
 /* Rows per worker below which a group takes the step-by-step path, each product split over the
@@ -678,6 +678,16 @@ void emb_ctx_set_split(emb_ctx *c, int nth, const double *frac) {
     c->split_cpu = -1;
 }
 
+/* FFN chunks for a worker's n rows: even ones of at most FFN_ROWS rows, except that a worker with
+   more than EMB_MATMUL_FEW_ROWS rows takes one chunk fewer when the chunks would be that small
+   (then 97-160 rows a chunk): its products would otherwise run from the compact weights, made for
+   short inputs, while the rest of its rows stream the I8 ones, and both would compete for the L3. */
+static int64_t ffn_chunks(int64_t n) {
+    int64_t chunks = (n + FFN_ROWS - 1) / FFN_ROWS;
+    if (chunks > 1 && n / chunks <= EMB_MATMUL_FEW_ROWS) chunks--;
+    return chunks;
+}
+
 static void run_rows(void *arg, int ith, int nth) {
     const rows_task *a = arg;
     emb_ctx *c = a->c;
@@ -701,8 +711,11 @@ static void run_rows(void *arg, int ith, int nth) {
         attend_rows(c, a->qkv_in, a->s0, a->s1, r0, r1, c->scores + ith * c->scores_stride);
         emb_matmul(NULL, &L->out, c->attn + r0 * E, n, h, h, EMB_EPI_NONE, scratch);
         for (int64_t r = 0; r < n; r++) emb_layernorm(h + r * E, h + r * E, L->attn_norm_g, L->attn_norm_b, E, eps);
-        for (int64_t f0 = 0; f0 < n; f0 += FFN_ROWS) {
-            const int64_t rows = n - f0 < FFN_ROWS ? n - f0 : FFN_ROWS;
+        const int64_t chunks = ffn_chunks(n);
+        for (int ci = 0; ci < chunks; ci++) {
+            int64_t f0, f1;
+            emb_split(n, ci, (int)chunks, &f0, &f1);
+            const int64_t rows = f1 - f0;
             float *ff = c->ff + (r0 + f0) * F;
             emb_matmul(NULL, &L->up, h + f0 * E, rows, ff, NULL, EMB_EPI_GELU, scratch);
             emb_matmul(NULL, &L->down, ff, rows, h + f0 * E, h + f0 * E, EMB_EPI_NONE, scratch);

@@ -977,7 +977,7 @@ void emb_matmul(emb_pool *p, const emb_matrix *W, const float *x, int64_t M, flo
 #if defined(__x86_64__) || defined(_M_X64)
         /* Few rows per call (the row split gives each worker its own) take the compact copy. */
         const int64_t call_rows = nth > 1 && M >= (int64_t)EMB_ROW_SPLIT_MIN * nth ? (M + nth - 1) / nth : M;
-        if (W->cdata && call_rows <= EMB_COMPACT_MAX_ROWS && t.kern.i8 == emb_i8_kernel_avx512vnni) {
+        if (W->cdata && call_rows <= EMB_MATMUL_FEW_ROWS && t.kern.i8 == emb_i8_kernel_avx512vnni) {
             t.offset = 0;
             t.isa = (int32_t *)(t.sa + M * t.nb * (W->wmin ? 2 : 1));
         }

@@ -120,6 +120,16 @@ int32_t emb_matrix_kind_for(int32_t type, int32_t weight_mode);
 /* Bytes of scratch emb_matmul needs for M rows of input (quantised activations etc.). */
 size_t emb_matmul_scratch_bytes(const emb_matrix *W, int64_t M);
 
+/* Rows up to which emb_matmul, at the AVX-512 VNNI level, multiplies by a matrix's compact copy
+   (per call: each worker's rows in the row split, all rows in the column split): one sequence of
+   up to 160 tokens on two workers, while batches of many take the I8 data. With few rows a call
+   is bound by streaming its weights from the shared L3, and the smaller stream wins outright
+   (bundled model, 2 threads, one sequence of 8 to 47 tokens in a C loop: 4-28% faster). Longer
+   sequences unpack each weight line in more tiles: 79 and 152 tokens ran 3-5% slower in that loop,
+   where the I8 data stays warm. Queries arriving one at a time leave it cold, so through HTTP
+   those of 48 tokens and more were 8% faster from the compact copy (docs/performance.md). */
+#define EMB_MATMUL_FEW_ROWS 80
+
 /* y[M][n] = epi(x[M][k] W^T + bias) (+ residual[M][n] if residual != NULL, only with
    EMB_EPI_NONE). x, y, residual are row-major with leading dimensions k, n, n; y must not alias x;
    y may alias residual. scratch holds emb_matmul_scratch_bytes(W, M) bytes, 64-byte aligned.

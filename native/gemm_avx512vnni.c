@@ -196,8 +196,9 @@ void emb_i8_kernel_avx512vnni(const emb_matrix *W, const uint8_t *a, int64_t lda
 }
 
 /* ---- Products of few rows from the compact copy ------------------------------------------------
-   With 12 rows or fewer a call reads each weight line once or twice, and streaming the 12.6 MB of
-   the bundled model's I8 weights and their scales from the shared L3 bounds it. The compact copy
+   A call of few rows (EMB_MATMUL_FEW_ROWS) reads each weight line for a handful of tiles, and
+   streaming the 12.6 MB of the bundled model's I8 weights and their scales from the shared L3
+   bounds it. The compact copy
    (gemm_impl.h) holds most panels in 4 or 5 bits a weight and needs no rsum: 384 bytes a panel's
    block for Q5_0 or Q4_K weights against 640 or 704. The weights, shifted to unsigned, are
    VPDPBUSD's unsigned operand against the plain int8 activations, and each block starts from

@@ -60,14 +60,6 @@ static inline int emb_rows_of_block(int64_t rows, int64_t nblk, int64_t blk) {
 /* Bytes of one 32-block of one panel in the compact copy, for c_bits 4, 5 or 8. */
 static inline int64_t emb_c_block_bytes(int bits) { return bits == 8 ? 512 : bits == 5 ? 320 : 256; }
 
-/* Rows up to which emb_matmul, at the AVX-512 VNNI level, multiplies by a matrix's compact copy
-   (per call: each worker's rows in the row split, all rows in the column split). With two workers
-   streaming every weight from the shared L3 for a few rows each, the bytes bound the product; each
-   6-row tile unpacks its weight lines again, so the more tiles share one stream, the less the
-   smaller stream gains (bundled model, 2 threads, one sequence: 4-10% faster at 4 to 22 rows a
-   worker, even at 24; docs/performance.md). */
-#define EMB_COMPACT_MAX_ROWS 22
-
 /* Largest |weight| for which the AVX2 kernel takes its offset-activation path (see gemm_avx2.c:
    four k-groups of maddubs pair sums, each <= 2 * 255 * 16, fit int16 exactly). */
 #define EMB_I8_SMALL_WMAX 16

@@ -104,6 +104,13 @@ static void run(emb_pool *pool, const emb_matrix *W, const float *x, int64_t M, 
 
 static const char *kind_name(int kind) { return kind == EMB_MAT_I8 ? "i8" : kind == EMB_MAT_F32 ? "f32" : "blocks"; }
 
+/* A view of W without its compact copy (the buffers stay W's). */
+static emb_matrix without_compact(const emb_matrix *W) {
+    emb_matrix v = *W;
+    v.cdata = NULL;
+    return v;
+}
+
 static void test_type_shape(emb_pool *pool, emb_pool *pool3, int32_t type, shape s, int kind) {
     int64_t M = s.M, n = s.n, k = s.k;
     void *w = make_weights(type, n, k);
@@ -182,10 +189,12 @@ static void test_type_shape(emb_pool *pool, emb_pool *pool3, int32_t type, shape
         }
         for (int level = EMB_SIMD_SCALAR; level < EMB_SIMD_N_LEVELS; level++) {
             if (emb_simd_set(level) != 0) continue;
-            for (int pi = 0; pi < 2; pi++) {
-                emb_pool *p = pi == 0 ? pool : pool3;
+            /* With a compact copy, also without it: the VNNI level then takes its I8 kernel. */
+            for (int pi = 0; pi < (Wv->cdata ? 4 : 2); pi++) {
+                emb_pool *p = pi % 2 == 0 ? pool : pool3;
+                const emb_matrix Wrun = pi < 2 ? *Wv : without_compact(Wv);
                 for (int64_t i = 0; i < M * n; i++) y[i] = NAN;
-                run(p, Wv, x, M, y, rv, var->epi, scratch);
+                run(p, &Wrun, x, M, y, rv, var->epi, scratch);
                 int bad_ref = 0, bad_true = 0;
                 double worst = 0;
                 for (int64_t m = 0; m < M; m++)
@@ -210,12 +219,13 @@ static void test_type_shape(emb_pool *pool, emb_pool *pool3, int32_t type, shape
                                 bad_ref++;
                         }
                     }
-                CHECK(bad_true == 0, "%s %s M=%lld n=%lld k=%lld epi=%d bias=%d res=%d level=%s threads=%d: %d outputs beyond the error bound (worst %.2f x bound)",
+                CHECK(bad_true == 0, "%s %s M=%lld n=%lld k=%lld epi=%d bias=%d res=%d level=%s threads=%d compact=%d: %d outputs beyond the error bound (worst %.2f x bound)",
                       emb_type_name(type), kind_name(kind), (long long)M, (long long)n, (long long)k, var->epi, var->use_bias,
-                      var->use_residual, emb_simd_name(level), emb_pool_threads(p), bad_true, worst);
+                      var->use_residual, emb_simd_name(level), emb_pool_threads(p), Wrun.cdata != NULL, bad_true, worst);
                 if (kind == EMB_MAT_I8)
-                    CHECK(bad_ref == 0, "%s i8 M=%lld n=%lld k=%lld epi=%d level=%s: %d outputs differ from the scalar reference",
-                          emb_type_name(type), (long long)M, (long long)n, (long long)k, var->epi, emb_simd_name(level), bad_ref);
+                    CHECK(bad_ref == 0, "%s i8 M=%lld n=%lld k=%lld epi=%d level=%s compact=%d: %d outputs differ from the scalar reference",
+                          emb_type_name(type), (long long)M, (long long)n, (long long)k, var->epi, emb_simd_name(level),
+                          Wrun.cdata != NULL, bad_ref);
             }
         }
     }
@@ -415,8 +425,8 @@ static void test_lossless_repack(void) {
 /* The int16 sums of the AVX2 kernel's paths at their bounds: every weight of a block at the largest
    value its type holds (15 for the unsigned 4-bit path, -16 or 15 for Q5_0's offset path, 31 and
    +-127 for the sign trick; -8 and 7 of Q4_0 for the compact copy's 4 bits) against activations
-   that all quantise to +-127, of one sign and of alternating signs. Every level (with 5 rows, the
-   VNNI one from the compact copy) must still give the scalar reference's outputs bit for bit. */
+   that all quantise to +-127, of one sign and of alternating signs. Every level (VNNI with and
+   without the compact copy) must still give the scalar reference's outputs bit for bit. */
 static void test_extreme_sums(emb_pool *pool) {
     static const int32_t types[] = {EMB_TYPE_Q4_1, EMB_TYPE_Q5_1, EMB_TYPE_Q5_0, EMB_TYPE_Q4_0, EMB_TYPE_Q8_0};
     const int64_t M = 5, n = 48, k = 256;
@@ -457,11 +467,14 @@ static void test_extreme_sums(emb_pool *pool) {
         emb_matmul(NULL, &W, x, M, yref, NULL, EMB_EPI_NONE, scratch);
         for (int level = EMB_SIMD_SCALAR + 1; level < EMB_SIMD_N_LEVELS; level++) {
             if (emb_simd_set(level) != 0) continue;
-            emb_matmul(pool, &W, x, M, y, NULL, EMB_EPI_NONE, scratch);
-            int bad = 0;
-            for (int64_t i = 0; i < M * n; i++) bad += !(y[i] == yref[i]);
-            CHECK(bad == 0, "%s i8 at the int16 bounds, level %s: %d outputs differ from the scalar reference",
-                  emb_type_name(type), emb_simd_name(level), bad);
+            for (int plain = 0; plain < (W.cdata ? 2 : 1); plain++) {
+                const emb_matrix Wrun = plain ? without_compact(&W) : W;
+                emb_matmul(pool, &Wrun, x, M, y, NULL, EMB_EPI_NONE, scratch);
+                int bad = 0;
+                for (int64_t i = 0; i < M * n; i++) bad += !(y[i] == yref[i]);
+                CHECK(bad == 0, "%s i8 at the int16 bounds, level %s, compact %d: %d outputs differ from the scalar reference",
+                      emb_type_name(type), emb_simd_name(level), Wrun.cdata != NULL, bad);
+            }
         }
         emb_matrix_free(&W);
         free(scratch);
