@@ -156,14 +156,7 @@ void emb_f32_kernel_avx512(const emb_matrix *W, const float *x, int64_t m0, int6
         int64_t m = m0;
         for (int64_t blk = 0; blk < nblk; blk++) {
             int mr = emb_rows_of_block(rows, nblk, blk);
-            switch (mr) {
-            case 1: F32_NP(1); break;
-            case 2: F32_NP(2); break;
-            case 3: F32_NP(3); break;
-            case 4: F32_NP(4); break;
-            case 5: F32_NP(5); break;
-            default: F32_NP(6); break;
-            }
+            EMB_SWITCH_MR6(mr, F32_NP)
             m += mr;
         }
     }
@@ -478,14 +471,7 @@ static void sg_panel(int64_t M, int64_t K, const float *A, int64_t lda, const fl
     int np = (int)((ncols + 15) / 16);
     for (int64_t i = 0; i < M; i += 6) {
         int mr = M - i < 6 ? (int)(M - i) : 6;
-        switch (mr) {
-        case 1: SG_NP(1); break;
-        case 2: SG_NP(2); break;
-        case 3: SG_NP(3); break;
-        case 4: SG_NP(4); break;
-        case 5: SG_NP(5); break;
-        default: SG_NP(6); break;
-        }
+        EMB_SWITCH_MR6(mr, SG_NP)
     }
 }
 

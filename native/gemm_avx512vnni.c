@@ -198,12 +198,11 @@ void emb_i8_kernel_avx512vnni(const emb_matrix *W, const uint8_t *a, int64_t lda
 /* ---- Products of few rows from the compact copy ------------------------------------------------
    A call of few rows (EMB_MATMUL_FEW_ROWS) reads each weight line for a handful of tiles, and
    streaming the 12.6 MB of the bundled model's I8 weights and their scales from the shared L3
-   bounds it. The compact copy
-   (gemm_impl.h) holds most panels in 4 or 5 bits a weight and needs no rsum: 384 bytes a panel's
-   block for Q5_0 or Q4_K weights against 640 or 704. The weights, shifted to unsigned, are
-   VPDPBUSD's unsigned operand against the plain int8 activations, and each block starts from
-   -zero x the row's activation sum: sum((w + zero) a) - zero sum(a) is the exact sum of w a, folded
-   as vnni_tile folds it, so the results are the same bits. */
+   bounds it. The compact copy (gemm_impl.h) holds most panels in 4 or 5 bits a weight and needs no
+   rsum: 384 bytes a panel's block for Q5_0 or Q4_K weights against 640 or 704. The weights, shifted
+   to unsigned, are VPDPBUSD's unsigned operand against the plain int8 activations, and each block
+   starts from -zero x the row's activation sum: sum((w + zero) a) - zero sum(a) is the exact sum of
+   w a, folded as vnni_tile folds it, so the results are the same bits. */
 
 /* The unsigned weight line of k-group g (a compile-time constant) of one compact block. */
 AI __m512i c_line(const uint8_t *blk, const int g, const int BITS) {
@@ -278,14 +277,7 @@ AI void c_panels(const emb_matrix *W, const uint8_t *a, int64_t lda, const float
     int64_t m = m0;
     for (int64_t blk = 0; blk < nblk; blk++) {
         int mr = emb_rows_of_block(rows, nblk, blk);
-        switch (mr) {
-        case 1: C_NP(1); break;
-        case 2: C_NP(2); break;
-        case 3: C_NP(3); break;
-        case 4: C_NP(4); break;
-        case 5: C_NP(5); break;
-        default: C_NP(6); break;
-        }
+        EMB_SWITCH_MR6(mr, C_NP)
         m += mr;
     }
 }
@@ -297,6 +289,9 @@ AI void c_panels(const emb_matrix *W, const uint8_t *a, int64_t lda, const float
         c_panels(W, a, lda, sa, asum, isa, m0, m1, p, np, BITS, AFF, y, residual);                             \
     }
 C_PANELS_FN(4, 0) C_PANELS_FN(4, 1) C_PANELS_FN(5, 0) C_PANELS_FN(5, 1) C_PANELS_FN(8, 0) C_PANELS_FN(8, 1)
+#undef C_PANELS_FN
+#undef C_NP
+#undef C_CALL
 
 void emb_i8c_kernel_avx512vnni(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
                                const float *asum, const int32_t *isa, int64_t m0, int64_t m1, int64_t p0,

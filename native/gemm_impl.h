@@ -57,6 +57,18 @@ static inline int emb_rows_of_block(int64_t rows, int64_t nblk, int64_t blk) {
     return (int)(rows / nblk + (blk < rows % nblk ? 1 : 0));
 }
 
+/* A switch over a tile's row count, 1 to 6 (more is 6), that runs CASE(MR) with MR a compile-time
+   constant, so that each tile shape is its own instantiation. */
+#define EMB_SWITCH_MR6(mr, CASE) \
+    switch (mr) {                 \
+    case 1: CASE(1); break;       \
+    case 2: CASE(2); break;       \
+    case 3: CASE(3); break;       \
+    case 4: CASE(4); break;       \
+    case 5: CASE(5); break;       \
+    default: CASE(6); break;      \
+    }
+
 /* Bytes of one 32-block of one panel in the compact copy, for c_bits 4, 5 or 8. */
 static inline int64_t emb_c_block_bytes(int bits) { return bits == 8 ? 512 : bits == 5 ? 320 : 256; }
 
@@ -132,14 +144,14 @@ void emb_sgemm_nn_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_
 void emb_i8_kernel_avx512vnni(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                               int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                               const float *residual);
-/* The same products from W's compact copy (W->cdata): signed activations a, and isa holding each
+/* The same contract on 256-bit AVX-VNNI. */
+void emb_i8_kernel_avxvnni(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
+                           int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y, const float *residual);
+/* emb_i8_kernel_avx512vnni's products from W's compact copy (W->cdata): signed activations a, and isa holding each
    (row, 32-block)'s sum of them (nb per row). */
 void emb_i8c_kernel_avx512vnni(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                                const int32_t *isa, int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                                const float *residual);
-/* The same contract on 256-bit AVX-VNNI. */
-void emb_i8_kernel_avxvnni(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
-                           int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y, const float *residual);
 #endif
 
 #if defined(__AVX2__)
