@@ -717,30 +717,32 @@ typedef struct {
     emb_quant_row_fn quant_row;
     emb_i8_kernel_fn i8;
     int i8_offset; /* the I8 kernel wants uint8 = int8 + 128 activations */
+    emb_i8c_kernel_fn i8c; /* the products of few rows from a compact copy, or NULL at this level */
     emb_f32_kernel_fn f32;
 } emb_kernels;
 
 static emb_kernels kernels_for(int level) {
-    emb_kernels k = {emb_quant_row_scalar, emb_i8_kernel_scalar, 0, emb_f32_kernel_scalar};
+    emb_kernels k = {emb_quant_row_scalar, emb_i8_kernel_scalar, 0, NULL, emb_f32_kernel_scalar};
 #if defined(__x86_64__) || defined(_M_X64)
     switch (level) {
     case EMB_SIMD_AVX512VNNI:
-        k = (emb_kernels){emb_quant_row_avx512, emb_i8_kernel_avx512vnni, 1, emb_f32_kernel_avx512};
+        k = (emb_kernels){emb_quant_row_avx512, emb_i8_kernel_avx512vnni, 1, emb_i8c_kernel_avx512vnni,
+                          emb_f32_kernel_avx512};
         break;
     case EMB_SIMD_AVX512:
-        k = (emb_kernels){emb_quant_row_avx512, emb_i8_kernel_avx512, 0, emb_f32_kernel_avx512};
+        k = (emb_kernels){emb_quant_row_avx512, emb_i8_kernel_avx512, 0, NULL, emb_f32_kernel_avx512};
         break;
     case EMB_SIMD_AVX2:
-        k = (emb_kernels){emb_quant_row_avx2, emb_i8_kernel_avx2, 0, emb_f32_kernel_avx2};
+        k = (emb_kernels){emb_quant_row_avx2, emb_i8_kernel_avx2, 0, NULL, emb_f32_kernel_avx2};
         break;
     case EMB_SIMD_AVXVNNI:
-        k = (emb_kernels){emb_quant_row_avx2, emb_i8_kernel_avxvnni, 1, emb_f32_kernel_avx2};
+        k = (emb_kernels){emb_quant_row_avx2, emb_i8_kernel_avxvnni, 1, NULL, emb_f32_kernel_avx2};
         break;
     default:
         break;
     }
 #elif defined(__aarch64__)
-    if (level == EMB_SIMD_NEON) k = (emb_kernels){emb_quant_row_neon, emb_i8_kernel_neon, 0, emb_f32_kernel_neon};
+    if (level == EMB_SIMD_NEON) k = (emb_kernels){emb_quant_row_neon, emb_i8_kernel_neon, 0, NULL, emb_f32_kernel_neon};
 #else
     (void)level;
 #endif
@@ -918,13 +920,9 @@ static void compute_range(const mm_task *t, int64_t m_lo, int64_t m_hi, int64_t 
                 blocks_chunk(t, m0, m1, c0, c1);
             } else {
                 int64_t p0 = c0 / EMB_PANEL, p1 = emb_panels(c1);
-#if defined(__x86_64__) || defined(_M_X64)
                 if (t->isa)
-                    emb_i8c_kernel_avx512vnni(W, t->qa, t->lda, t->sa, t->asum, t->isa, m0, m1, p0, p1, t->y,
-                                              t->residual);
-                else
-#endif
-                if (W->kind == EMB_MAT_I8)
+                    t->kern.i8c(W, t->qa, t->lda, t->sa, t->asum, t->isa, m0, m1, p0, p1, t->y, t->residual);
+                else if (W->kind == EMB_MAT_I8)
                     t->kern.i8(W, t->qa, t->lda, t->sa, t->asum, m0, m1, p0, p1, t->y, t->residual);
                 else
                     t->kern.f32(W, t->x, m0, m1, p0, p1, t->y, t->residual);
@@ -974,14 +972,12 @@ void emb_matmul(emb_pool *p, const emb_matrix *W, const float *x, int64_t M, flo
         t.qa = scratch;
         t.sa = (float *)((uint8_t *)scratch + round64((size_t)M * (size_t)t.lda));
         t.asum = W->wmin ? t.sa + M * t.nb : NULL;
-#if defined(__x86_64__) || defined(_M_X64)
         /* Few rows per call (the row split gives each worker its own) take the compact copy. */
         const int64_t call_rows = nth > 1 && M >= (int64_t)EMB_ROW_SPLIT_MIN * nth ? (M + nth - 1) / nth : M;
-        if (W->cdata && call_rows <= EMB_MATMUL_FEW_ROWS && t.kern.i8 == emb_i8_kernel_avx512vnni) {
+        if (W->cdata && t.kern.i8c && call_rows <= EMB_MATMUL_FEW_ROWS) {
             t.offset = 0;
             t.isa = (int32_t *)(t.sa + M * t.nb * (W->wmin ? 2 : 1));
         }
-#endif
         need_quant = 1;
     } else if (W->kind == EMB_MAT_BLOCKS) {
         t.tr = emb_get_type_traits(W->type);

@@ -102,6 +102,11 @@ emb_quant_row_fn emb_quant_row_for(int level);
 typedef void (*emb_i8_kernel_fn)(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                                  int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                                  const float *residual);
+/* The same products from W's compact copy (W->cdata, gemm.h): signed activations a, and isa holding
+   each (row, 32-block)'s sum of them (nb per row). */
+typedef void (*emb_i8c_kernel_fn)(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
+                                  const int32_t *isa, int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
+                                  const float *residual);
 /* The same for an F32 matrix; x has leading dimension W->k. */
 typedef void (*emb_f32_kernel_fn)(const emb_matrix *W, const float *x, int64_t m0, int64_t m1,
                                   int64_t p0, int64_t p1, float *y, const float *residual);
@@ -147,8 +152,7 @@ void emb_i8_kernel_avx512vnni(const emb_matrix *W, const uint8_t *a, int64_t lda
 /* The same contract on 256-bit AVX-VNNI. */
 void emb_i8_kernel_avxvnni(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                            int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y, const float *residual);
-/* emb_i8_kernel_avx512vnni's products from W's compact copy (W->cdata): signed activations a, and isa holding each
-   (row, 32-block)'s sum of them (nb per row). */
+/* emb_i8c_kernel_fn for AVX-512 VNNI. */
 void emb_i8c_kernel_avx512vnni(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                                const int32_t *isa, int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                                const float *residual);
