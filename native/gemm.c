@@ -713,36 +713,41 @@ void emb_sgemm_nn_scalar(int64_t M, int64_t N, int64_t K, const float *A, int64_
 
 /* ---- Dispatch --------------------------------------------------------------------------------- */
 
+/* The activations a level's I8 kernel reads: int8; uint8 = int8 + 128 (VPDPBUSD's unsigned
+   operand); or the latter only for matrices with small-weight panels (the maddubs kernels,
+   emb_i8_maddubs_offset). */
+enum { ACT_SIGNED, ACT_OFFSET, ACT_OFFSET_IF_SMALL };
+
 typedef struct {
     emb_quant_row_fn quant_row;
     emb_i8_kernel_fn i8;
-    int i8_offset; /* the I8 kernel wants uint8 = int8 + 128 activations */
+    int i8_act; /* ACT_* */
     emb_i8c_kernel_fn i8c; /* the products of few rows from a compact copy, or NULL at this level */
     emb_f32_kernel_fn f32;
 } emb_kernels;
 
 static emb_kernels kernels_for(int level) {
-    emb_kernels k = {emb_quant_row_scalar, emb_i8_kernel_scalar, 0, NULL, emb_f32_kernel_scalar};
+    emb_kernels k = {emb_quant_row_scalar, emb_i8_kernel_scalar, ACT_SIGNED, NULL, emb_f32_kernel_scalar};
 #if defined(__x86_64__) || defined(_M_X64)
     switch (level) {
     case EMB_SIMD_AVX512VNNI:
-        k = (emb_kernels){emb_quant_row_avx512, emb_i8_kernel_avx512vnni, 1, emb_i8c_kernel_avx512vnni,
+        k = (emb_kernels){emb_quant_row_avx512, emb_i8_kernel_avx512vnni, ACT_OFFSET, emb_i8c_kernel_avx512vnni,
                           emb_f32_kernel_avx512};
         break;
     case EMB_SIMD_AVX512:
-        k = (emb_kernels){emb_quant_row_avx512, emb_i8_kernel_avx512, 0, NULL, emb_f32_kernel_avx512};
+        k = (emb_kernels){emb_quant_row_avx512, emb_i8_kernel_avx512, ACT_OFFSET_IF_SMALL, NULL, emb_f32_kernel_avx512};
         break;
     case EMB_SIMD_AVX2:
-        k = (emb_kernels){emb_quant_row_avx2, emb_i8_kernel_avx2, 0, NULL, emb_f32_kernel_avx2};
+        k = (emb_kernels){emb_quant_row_avx2, emb_i8_kernel_avx2, ACT_OFFSET_IF_SMALL, NULL, emb_f32_kernel_avx2};
         break;
     case EMB_SIMD_AVXVNNI:
-        k = (emb_kernels){emb_quant_row_avx2, emb_i8_kernel_avxvnni, 1, NULL, emb_f32_kernel_avx2};
+        k = (emb_kernels){emb_quant_row_avx2, emb_i8_kernel_avxvnni, ACT_OFFSET, NULL, emb_f32_kernel_avx2};
         break;
     default:
         break;
     }
 #elif defined(__aarch64__)
-    if (level == EMB_SIMD_NEON) k = (emb_kernels){emb_quant_row_neon, emb_i8_kernel_neon, 0, NULL, emb_f32_kernel_neon};
+    if (level == EMB_SIMD_NEON) k = (emb_kernels){emb_quant_row_neon, emb_i8_kernel_neon, ACT_SIGNED, NULL, emb_f32_kernel_neon};
 #else
     (void)level;
 #endif
@@ -963,10 +968,7 @@ void emb_matmul(emb_pool *p, const emb_matrix *W, const float *x, int64_t M, flo
     int need_quant = 0;
     const int nth = emb_pool_threads(p);
     if (W->kind == EMB_MAT_I8) {
-        t.offset = t.kern.i8_offset;
-#if defined(__x86_64__) || defined(_M_X64)
-        if ((t.kern.i8 == emb_i8_kernel_avx2 || t.kern.i8 == emb_i8_kernel_avx512) && emb_i8_maddubs_offset(W)) t.offset = 1;
-#endif
+        t.offset = t.kern.i8_act == ACT_OFFSET || (t.kern.i8_act == ACT_OFFSET_IF_SMALL && emb_i8_maddubs_offset(W));
         t.lda = emb_i8_lda(W->k);
         t.nb = emb_i8_nb(W->k);
         t.qa = scratch;
