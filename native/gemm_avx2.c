@@ -5,7 +5,8 @@
  * 32-block are exact; panels whose weights are within +-16, i.e. from Q5_0/Q4_0, take a faster
  * offset-activation path with int16 partial sums, see i8_tile_small and i8_tile_small_wide;
  * matrices whose weights are all within 0..16, from Q4_1/Q4_K, a faster one still with a whole
- * block in one int16 sum, see i8_tile_unsigned), and the attention sgemms. Scalar references: gemm.c. Layouts: gemm_impl.h.
+ * block in one int16 sum, see i8_tile_unsigned), and the attention sgemms. Scalar references:
+ * gemm.c. Layouts: gemm_impl.h.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -275,8 +276,8 @@ AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const 
    so that they stay in a 32 KB L1 across the rows. */
 #define WIDE_MAX_KP 768
 
-/* One k-group of i8_tile_small_wide: the row's broadcast against the four weight vectors of panels
-   p and p + 1 (ps bytes apart), into the int16 sums H0..H3. */
+/* One k-group G of i8_tile_small_wide: the row's broadcast against the four weight vectors of
+   panels p and p + 1 (ps bytes apart), into the tile's int16 sums h0..h3. */
 #define WIDE_GROUP(G)                                                                                 \
     do {                                                                                              \
         const __m256i av_ = bcast_a(a0 + (G) * 4);                                                    \
@@ -292,7 +293,7 @@ AI void i8_tile_small(const emb_matrix *W, const uint8_t *a, int64_t lda, const 
    broadcast feeds four maddubs, so a k-group's 128 products take five loads where the two-row tile
    takes six (it re-reads the weights for each row, for want of registers). Loads bound that tile
    on Zen 5, which issues two 256-bit vector loads a cycle: this one runs 12-15% faster there
-   (bench_gemm q5_0, AVX2, one thread, M = 128: 245-250 against 212-220 G ops/s). 4 int16, 4 int32
+   (bench_gemm q5_0, AVX2, one thread, M = 128: 241-250 against 212-220 G ops/s). 4 int16, 4 int32
    and 4 float accumulators. */
 AI void i8_tile_small_wide(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa,
                            const float *asum, int64_t m, int64_t p, const int AFF, float *y, const float *res) {
