@@ -16,13 +16,13 @@
 
 #include "embedd.h"
 
+#if defined(__x86_64__)
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
-
-#if defined(__x86_64__)
 
 #define ITERS 50000000L
 
