@@ -331,11 +331,6 @@ static void test_quant_rows(void) {
     emb_simd_set(saved);
 }
 
-/* Q8_0, Q5_0 and Q4_0 blocks are repacked into I8 without loss: q * scale of the packed matrix is
-   exactly the GGUF dequantised value; so is q * scale + wmin for the affine Q4_1, Q5_1, Q4_K and
-   Q5_K, whose integers stay unsigned (0..15 for the 4-bit types: the AVX2 kernel's fast path). A
-   Q8_0 block holding -128 (outside the kernels' +-127) is requantised instead, within half a step
-   of its largest value / 127. */
 /* The compact copy (built here if this CPU has no AVX-512 VNNI) read back, by the layout of
    gemm_impl.h, gives every int8 weight of W's data, in the fewest bits its type needs. */
 static void check_compact(emb_matrix *W, int32_t type) {
@@ -362,6 +357,11 @@ static void check_compact(emb_matrix *W, int32_t type) {
           emb_type_name(type), bad, bad_form, want_bits, want_zero);
 }
 
+/* Q8_0, Q5_0 and Q4_0 blocks are repacked into I8 without loss: q * scale of the packed matrix is
+   exactly the GGUF dequantised value; so is q * scale + wmin for the affine Q4_1, Q5_1, Q4_K and
+   Q5_K, whose integers stay unsigned (0..15 for the 4-bit types: the AVX2 kernel's fast path). A
+   Q8_0 block holding -128 (outside the kernels' +-127) is requantised instead, within half a step
+   of its largest value / 127. */
 static void test_lossless_repack(void) {
     static const int32_t types[] = {EMB_TYPE_Q8_0, EMB_TYPE_Q5_0, EMB_TYPE_Q4_0, EMB_TYPE_Q4_1,
                                     EMB_TYPE_Q5_1, EMB_TYPE_Q4_K, EMB_TYPE_Q5_K};
