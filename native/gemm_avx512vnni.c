@@ -51,6 +51,20 @@ AI void finish(const emb_matrix *W, __m512 v, int64_t m, int64_t n0, float *y, c
     _mm512_mask_storeu_ps(y + m * n + n0, mk, v);
 }
 
+/* What a tile of rows m.. of panel p declares for the macros below, once nb (blocks a row) and ss
+   (floats of one panel's scales) are set: the panel's scales and offsets (the next panel's start
+   ss floats on), the rows' activations and scales, a zero vector, and for a 6 x 2 tile the 12
+   float accumulators fRC (row R, panel C). */
+#define TILE_VARS                                                \
+    const float *ws = W->scale + p * ss;                         \
+    const float *wm = AFF ? W->wmin + p * ss : NULL;             \
+    const uint8_t *am = a + m * lda;                             \
+    const float *sam = sa + m * nb;                              \
+    const __m512i z = _mm512_setzero_si512();
+#define TILE_FACC                                                                                 \
+    __m512 f00 = _mm512_setzero_ps(), f01 = f00, f10 = f00, f11 = f00, f20 = f00, f21 = f00;      \
+    __m512 f30 = f00, f31 = f00, f40 = f00, f41 = f00, f50 = f00, f51 = f00;
+
 /* The end of a block and of a tile of up to 6 rows x 2 panels whose int32 accumulators are cRC
    and float accumulators fRC (row R, panel C), in the tiles' own variables. */
 #define VFOLD(R, C) \
@@ -78,13 +92,8 @@ AI void vnni_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const floa
     const int64_t kp = emb_i8_kp(W->k), nb = kp / EMB_QB, ps = EMB_PANEL * kp, ss = nb * EMB_PANEL;
     const int8_t *w = (const int8_t *)W->data + p * ps;
     const int32_t *st = W->rsum + p * ss;
-    const float *ws = W->scale + p * ss;
-    const float *wm = AFF ? W->wmin + p * ss : NULL;
-    const uint8_t *am = a + m * lda;
-    const float *sam = sa + m * nb;
-    const __m512i z = _mm512_setzero_si512();
-    __m512 f00 = _mm512_setzero_ps(), f01 = f00, f10 = f00, f11 = f00, f20 = f00, f21 = f00;
-    __m512 f30 = f00, f31 = f00, f40 = f00, f41 = f00, f50 = f00, f51 = f00;
+    TILE_VARS
+    TILE_FACC
     for (int64_t b = 0; b < nb; b++) {
         const __m512i s0 = _mm512_load_si512((const void *)(st + b * EMB_PANEL));
         const __m512i s1 = NP > 1 ? _mm512_load_si512((const void *)(st + ss + b * EMB_PANEL)) : z;
@@ -118,11 +127,7 @@ AI void vnni_tile_narrow(const emb_matrix *W, const uint8_t *a, int64_t lda, con
     const int64_t kp = emb_i8_kp(W->k), nb = kp / EMB_QB, ps = EMB_PANEL * kp, ss = nb * EMB_PANEL;
     const int8_t *w = (const int8_t *)W->data + p * ps;
     const int32_t *st = W->rsum + p * ss;
-    const float *ws = W->scale + p * ss;
-    const float *wm = AFF ? W->wmin + p * ss : NULL;
-    const uint8_t *am = a + m * lda;
-    const float *sam = sa + m * nb;
-    const __m512i z = _mm512_setzero_si512();
+    TILE_VARS
     __m512 f00 = _mm512_setzero_ps(), f01 = f00, f10 = f00, f11 = f00;
     for (int64_t b = 0; b < nb; b++) {
         const __m512i s0 = _mm512_load_si512((const void *)(st + b * EMB_PANEL));
@@ -225,14 +230,9 @@ AI void c_tile(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *
     const uint8_t *w0 = W->cdata + W->c_off[p];
     const uint8_t *w1 = NP > 1 ? W->cdata + W->c_off[p + 1] : w0;
     const int32_t zero = W->c_zero[p];
-    const float *ws = W->scale + p * ss;
-    const float *wm = AFF ? W->wmin + p * ss : NULL;
-    const uint8_t *am = a + m * lda;
-    const float *sam = sa + m * nb;
+    TILE_VARS
     const int32_t *im = isa + m * nb;
-    const __m512i z = _mm512_setzero_si512();
-    __m512 f00 = _mm512_setzero_ps(), f01 = f00, f10 = f00, f11 = f00, f20 = f00, f21 = f00;
-    __m512 f30 = f00, f31 = f00, f40 = f00, f41 = f00, f50 = f00, f51 = f00;
+    TILE_FACC
     for (int64_t b = 0; b < nb; b++) {
         __m512i c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z;
         __m512i c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
