@@ -409,6 +409,47 @@ static int pack_i8(emb_matrix *m, const part_rows *pr, char *err, size_t err_len
     return 0;
 }
 
+/* The activations a level's I8 kernel reads: int8; uint8 = int8 + 128 (VPDPBUSD's unsigned
+   operand); or the latter only for matrices with small-weight panels (the maddubs kernels,
+   emb_i8_maddubs_offset). */
+enum { ACT_SIGNED, ACT_OFFSET, ACT_OFFSET_IF_SMALL };
+
+typedef struct {
+    emb_quant_row_fn quant_row;
+    emb_i8_kernel_fn i8;
+    int i8_act; /* ACT_* */
+    emb_i8c_kernel_fn i8c; /* the products of few rows from a compact copy, or NULL at this level */
+    emb_f32_kernel_fn f32;
+} emb_kernels;
+
+static emb_kernels kernels_for(int level) {
+    emb_kernels k = {emb_quant_row_scalar, emb_i8_kernel_scalar, ACT_SIGNED, NULL, emb_f32_kernel_scalar};
+#if defined(__x86_64__) || defined(_M_X64)
+    switch (level) {
+    case EMB_SIMD_AVX512VNNI:
+        k = (emb_kernels){emb_quant_row_avx512, emb_i8_kernel_avx512vnni, ACT_OFFSET, emb_i8c_kernel_avx512vnni,
+                          emb_f32_kernel_avx512};
+        break;
+    case EMB_SIMD_AVX512:
+        k = (emb_kernels){emb_quant_row_avx512, emb_i8_kernel_avx512, ACT_OFFSET_IF_SMALL, NULL, emb_f32_kernel_avx512};
+        break;
+    case EMB_SIMD_AVX2:
+        k = (emb_kernels){emb_quant_row_avx2, emb_i8_kernel_avx2, ACT_OFFSET_IF_SMALL, NULL, emb_f32_kernel_avx2};
+        break;
+    case EMB_SIMD_AVXVNNI:
+        k = (emb_kernels){emb_quant_row_avx2, emb_i8_kernel_avxvnni, ACT_OFFSET, NULL, emb_f32_kernel_avx2};
+        break;
+    default:
+        break;
+    }
+#elif defined(__aarch64__)
+    if (level == EMB_SIMD_NEON) k = (emb_kernels){emb_quant_row_neon, emb_i8_kernel_neon, ACT_SIGNED, NULL, emb_f32_kernel_neon};
+#else
+    (void)level;
+#endif
+    return k;
+}
+
 /* The compact form of panel p (see gemm_impl.h): the fewest bits that hold all its weights after
    adding one of the offsets the kernel knows. */
 static void compact_form(const emb_matrix *m, int64_t p, uint8_t *bits, uint8_t *zero) {
@@ -592,8 +633,10 @@ int emb_matrix_init_parts_in(emb_matrix *m, emb_arena *arena, int32_t kind, cons
         break;
     }
     }
-    /* Optional: without it (no VNNI, no memory) short products use the I8 data. */
-    if (rc == 0 && kind == EMB_MAT_I8 && emb_simd_can_run(EMB_SIMD_AVX512VNNI)) emb_matrix_compact(m, arena);
+    /* Only for a level that reads it (6.9 MB for the bundled model, which a CPU with AVX-512 VNNI
+       made to run AVX2 would carry for nothing). Optional: without it (another level, a level set
+       after the load, no memory) short products use the I8 data, to the same bits. */
+    if (rc == 0 && kind == EMB_MAT_I8 && kernels_for(emb_simd_active()).i8c) emb_matrix_compact(m, arena);
     if (rc != 0) {
         emb_matrix_free(m);
         return -1;
@@ -712,47 +755,6 @@ void emb_sgemm_nn_scalar(int64_t M, int64_t N, int64_t K, const float *A, int64_
 }
 
 /* ---- Dispatch --------------------------------------------------------------------------------- */
-
-/* The activations a level's I8 kernel reads: int8; uint8 = int8 + 128 (VPDPBUSD's unsigned
-   operand); or the latter only for matrices with small-weight panels (the maddubs kernels,
-   emb_i8_maddubs_offset). */
-enum { ACT_SIGNED, ACT_OFFSET, ACT_OFFSET_IF_SMALL };
-
-typedef struct {
-    emb_quant_row_fn quant_row;
-    emb_i8_kernel_fn i8;
-    int i8_act; /* ACT_* */
-    emb_i8c_kernel_fn i8c; /* the products of few rows from a compact copy, or NULL at this level */
-    emb_f32_kernel_fn f32;
-} emb_kernels;
-
-static emb_kernels kernels_for(int level) {
-    emb_kernels k = {emb_quant_row_scalar, emb_i8_kernel_scalar, ACT_SIGNED, NULL, emb_f32_kernel_scalar};
-#if defined(__x86_64__) || defined(_M_X64)
-    switch (level) {
-    case EMB_SIMD_AVX512VNNI:
-        k = (emb_kernels){emb_quant_row_avx512, emb_i8_kernel_avx512vnni, ACT_OFFSET, emb_i8c_kernel_avx512vnni,
-                          emb_f32_kernel_avx512};
-        break;
-    case EMB_SIMD_AVX512:
-        k = (emb_kernels){emb_quant_row_avx512, emb_i8_kernel_avx512, ACT_OFFSET_IF_SMALL, NULL, emb_f32_kernel_avx512};
-        break;
-    case EMB_SIMD_AVX2:
-        k = (emb_kernels){emb_quant_row_avx2, emb_i8_kernel_avx2, ACT_OFFSET_IF_SMALL, NULL, emb_f32_kernel_avx2};
-        break;
-    case EMB_SIMD_AVXVNNI:
-        k = (emb_kernels){emb_quant_row_avx2, emb_i8_kernel_avxvnni, ACT_OFFSET, NULL, emb_f32_kernel_avx2};
-        break;
-    default:
-        break;
-    }
-#elif defined(__aarch64__)
-    if (level == EMB_SIMD_NEON) k = (emb_kernels){emb_quant_row_neon, emb_i8_kernel_neon, ACT_SIGNED, NULL, emb_f32_kernel_neon};
-#else
-    (void)level;
-#endif
-    return k;
-}
 
 emb_quant_row_fn emb_quant_row_for(int level) { return kernels_for(level).quant_row; }
 

@@ -112,7 +112,7 @@ void emb_matrix_free(emb_matrix *m);
 /* Adds the compact copy of an I8 matrix (in arena if it has room, else on the heap): every panel's
    weights shifted to unsigned integers of 4, 5 or 8 bits, for the AVX-512 VNNI kernel of products
    of few rows, whose time goes to streaming the weights. emb_matrix_init does this itself when
-   the CPU has AVX-512 VNNI. Returns 0, or -1 (not I8, out of memory: the matrix is unchanged). */
+   the active level is AVX-512 VNNI. Returns 0, or -1 (not I8, out of memory: the matrix is unchanged). */
 int emb_matrix_compact(emb_matrix *m, emb_arena *arena);
 /* The kind the fast path uses for weights of this type: F32 for F32/F16/BF16, I8 otherwise. */
 int32_t emb_matrix_kind_for(int32_t type, int32_t weight_mode);

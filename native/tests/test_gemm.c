@@ -331,6 +331,29 @@ static void test_quant_rows(void) {
     emb_simd_set(saved);
 }
 
+/* emb_matrix_init builds the compact copy only when the active level reads it (AVX-512 VNNI):
+   forced to another level, a VNNI CPU does not carry it. */
+static void test_compact_only_when_read(void) {
+    const int saved = emb_simd_active();
+    const int64_t n = 32, k = 64;
+    void *w = make_weights(EMB_TYPE_Q5_0, n, k);
+    for (int level = EMB_SIMD_SCALAR; level < EMB_SIMD_N_LEVELS; level++) {
+        if (emb_simd_set(level) != 0) continue;
+        char err[256] = "";
+        emb_matrix W;
+        if (emb_matrix_init(&W, EMB_MAT_I8, EMB_TYPE_Q5_0, w, n, k, NULL, err, sizeof err) != 0) {
+            CHECK(0, "init at %s: %s", emb_simd_name(level), err);
+            continue;
+        }
+        const int want = level == EMB_SIMD_AVX512VNNI;
+        CHECK((W.cdata != NULL) == want && (W.c_bytes > 0) == want, "level %s: compact copy %d, want %d",
+              emb_simd_name(level), W.cdata != NULL, want);
+        emb_matrix_free(&W);
+    }
+    emb_simd_set(saved);
+    free(w);
+}
+
 /* The compact copy (built here if this CPU has no AVX-512 VNNI) read back, by the layout of
    gemm_impl.h, gives every int8 weight of W's data, in the fewest bits its type needs. */
 static void check_compact(emb_matrix *W, int32_t type) {
@@ -717,6 +740,7 @@ int main(void) {
         }
     test_quant_rows();
     test_lossless_repack();
+    test_compact_only_when_read();
     test_extreme_sums(pool);
     test_parts(pool);
     test_sgemm();
