@@ -176,6 +176,38 @@ static int type_affine(int32_t type) {
     return type == EMB_TYPE_Q4_1 || type == EMB_TYPE_Q5_1 || type == EMB_TYPE_Q4_K || type == EMB_TYPE_Q5_K;
 }
 
+/* Eight bytes in GGUF's (little-endian) order as one word: the Q4/Q5 blocks are unpacked eight
+   values at a time in general registers, portably (a value at a time, this was a third of the load). */
+static inline uint64_t load_le8(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+#define BYTES8(c) (0x0101010101010101ull * (uint64_t)(uint8_t)(c))
+
+/* Byte t: 16 if bit t of the low byte of bits is set, else 0 (the fifth bits of eight Q5 values).
+   Byte t of the product keeps only bit t; adding 0x7f then carries into bit 7 iff it was set. */
+static inline uint64_t fifth_bits(uint32_t bits) {
+    const uint64_t x = (uint64_t)(bits & 0xffu) * BYTES8(1) & 0x8040201008040201ull;
+    return ((x + BYTES8(0x7f)) & BYTES8(0x80)) >> 3;
+}
+
+/* Each byte (at most 127) minus c (at most 128), modulo 256: setting bit 7 first keeps a borrow
+   from crossing into the next byte. */
+static inline uint64_t sub_bytes(uint64_t v, unsigned c) { return ((v | BYTES8(0x80)) - BYTES8(c)) ^ BYTES8(0x80); }
+
+/* The 32 integers of a Q4_0/Q4_1/Q5_0/Q5_1 block: value j < 16 is the low nibble of qs[j], value
+   j + 16 its high nibble; bit j of qh (0 for Q4) is value j's fifth bit; minus zero. */
+static void nibble_ints(const uint8_t *qs, uint32_t qh, unsigned zero, int8_t q[EMB_QB]) {
+    const uint64_t w[2] = {load_le8(qs), load_le8(qs + 8)};
+    for (int i = 0; i < 4; i++) {
+        uint64_t v = (i < 2 ? w[i] : w[i - 2] >> 4) & BYTES8(0x0f);
+        v |= fifth_bits(qh >> (8 * i));
+        if (zero) v = sub_bytes(v, zero);
+        memcpy(q + 8 * i, &v, 8);
+    }
+}
+
 /* The integers of 32-block b of a row of `type`, read from the blocks themselves, such that the
    GGUF dequantisation of value i is exactly q[i] * d + mn (mn = 0 for the symmetric types; the
    products of an fp16 and an integer of at most 8 bits, and d * sc of the K types, are exact in
@@ -201,10 +233,7 @@ static int block_ints(int32_t type, const uint8_t *row, int64_t b, int8_t q[EMB_
         const uint8_t *qs = affine ? ((const block_q4_1 *)row)[b].qs : ((const block_q4_0 *)row)[b].qs;
         d = emb_fp16_to_fp32(affine ? ((const block_q4_1 *)row)[b].d : ((const block_q4_0 *)row)[b].d);
         if (affine) mn = emb_fp16_to_fp32(((const block_q4_1 *)row)[b].m);
-        for (int j = 0; j < EMB_QB / 2; j++) {
-            q[j] = (int8_t)((qs[j] & 0x0f) - (affine ? 0 : 8));
-            q[j + 16] = (int8_t)((qs[j] >> 4) - (affine ? 0 : 8));
-        }
+        nibble_ints(qs, 0, affine ? 0 : 8, q);
         break;
     }
     case EMB_TYPE_Q5_0:
@@ -215,10 +244,7 @@ static int block_ints(int32_t type, const uint8_t *row, int64_t b, int8_t q[EMB_
         memcpy(&qh, affine ? ((const block_q5_1 *)row)[b].qh : ((const block_q5_0 *)row)[b].qh, 4);
         d = emb_fp16_to_fp32(affine ? ((const block_q5_1 *)row)[b].d : ((const block_q5_0 *)row)[b].d);
         if (affine) mn = emb_fp16_to_fp32(((const block_q5_1 *)row)[b].m);
-        for (int j = 0; j < EMB_QB / 2; j++) {
-            q[j] = (int8_t)(((qs[j] & 0x0f) | (int)(((qh >> j) & 1u) << 4)) - (affine ? 0 : 16));
-            q[j + 16] = (int8_t)(((qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4)) - (affine ? 0 : 16));
-        }
+        nibble_ints(qs, qh, affine ? 0 : 16, q);
         break;
     }
     case EMB_TYPE_Q4_K:
@@ -342,7 +368,43 @@ static const uint8_t *part_row(const part_rows *pr, int64_t r, int32_t *type) {
     return NULL; /* unreachable: r < the parts' total, checked by the caller */
 }
 
-static int pack_i8(emb_matrix *m, const part_rows *pr, char *err, size_t err_len) {
+/* The smallest and largest int8 weight of panel p (0 if none is below, or above, 0). */
+static void panel_bounds(const emb_matrix *m, int64_t p, int8_t *lo_out, int8_t *hi_out) {
+    const int64_t len = EMB_PANEL * emb_i8_kp(m->k);
+    const int8_t *w = (const int8_t *)m->data + p * len;
+    /* As unsigned bytes (+128): x86-64's baseline SSE2 has unsigned byte minimum and maximum only. */
+    uint8_t lo = 128, hi = 128;
+    for (int64_t i = 0; i < len; i++) {
+        const uint8_t u = (uint8_t)(w[i] ^ 0x80);
+        lo = u < lo ? u : lo;
+        hi = u > hi ? u : hi;
+    }
+    *lo_out = (int8_t)(lo - 128);
+    *hi_out = (int8_t)(hi - 128);
+}
+
+/* Panel p just packed (6-24 KB, still in L1): its rsums (-128 times each row's sum of a 32-block)
+   and its bounds (panel_bounds). In one pass over the panel rather than per row and block, where
+   the loops read back bytes just stored eight at a time, which the CPU cannot forward (the
+   whole per-block version took a quarter of the load). */
+static void panel_stats(emb_matrix *m, int64_t p, int8_t *lo, int8_t *hi) {
+    const int64_t kp = emb_i8_kp(m->k), nb = emb_i8_nb(m->k);
+    const int8_t *w = (const int8_t *)m->data + p * EMB_PANEL * kp;
+    int32_t *rs = m->rsum + p * nb * EMB_PANEL;
+    enum { LINE = EMB_PANEL * 4 }; /* one k-group: 4 consecutive k of each of the 16 rows */
+    for (int64_t b = 0; b < nb; b++, w += (EMB_QB / 4) * LINE) {
+        int16_t acc[LINE] = {0}; /* |sum| <= 8 * 127 */
+        for (int g = 0; g < EMB_QB / 4; g++)
+            for (int j = 0; j < LINE; j++) acc[j] = (int16_t)(acc[j] + w[g * LINE + j]);
+        for (int rr = 0; rr < EMB_PANEL; rr++)
+            rs[b * EMB_PANEL + rr] = -128 * (acc[4 * rr] + acc[4 * rr + 1] + acc[4 * rr + 2] + acc[4 * rr + 3]);
+    }
+    panel_bounds(m, p, lo, hi);
+}
+
+/* Packs the parts' rows into m's I8 layout; bounds, if not NULL, gets each panel's panel_bounds
+   (2 per panel), which emb_matrix_compact would otherwise scan for again. */
+static int pack_i8(emb_matrix *m, const part_rows *pr, int8_t *bounds, char *err, size_t err_len) {
     int64_t n = m->n, k = m->k, kp = emb_i8_kp(k), nb = emb_i8_nb(k);
     float *row = malloc((size_t)kp * sizeof *row);
     if (!row) return set_err(err, err_len, "matrix: out of memory packing %lld x %lld int8 weights", n, k);
@@ -386,19 +448,19 @@ static int pack_i8(emb_matrix *m, const part_rows *pr, char *err, size_t err_len
                 d = amax / 127.0f;
                 mn = 0.0f;
             }
-            int32_t sum = 0, wm = m->panel_wmax[r / EMB_PANEL];
-            for (int i = 0; i < EMB_QB; i++) {
-                sum += q[i];
-                wm = abs(q[i]) > wm ? abs(q[i]) : wm;
-                m->wlow = q[i] < m->wlow ? q[i] : m->wlow;
-            }
-            m->panel_wmax[r / EMB_PANEL] = (uint8_t)wm;
             /* 4 consecutive k of one row are contiguous in the panel */
             for (int g = 0; g < EMB_QB / 4; g++)
                 memcpy(panel + (b * (EMB_QB / 4) + g) * (EMB_PANEL * 4) + rr * 4, q + 4 * g, 4);
             m->scale[sidx0 + b * EMB_PANEL] = d;
-            m->rsum[sidx0 + b * EMB_PANEL] = -128 * sum;
             if (m->wmin) m->wmin[sidx0 + b * EMB_PANEL] = mn;
+        }
+        if (rr == EMB_PANEL - 1 || r == n - 1) {
+            const int64_t p = r / EMB_PANEL;
+            int8_t lo, hi;
+            panel_stats(m, p, &lo, &hi);
+            m->panel_wmax[p] = (uint8_t)(hi > -lo ? hi : -lo); /* |weights| <= 127 */
+            m->wlow = lo < m->wlow ? lo : m->wlow;
+            if (bounds) bounds[2 * p] = lo, bounds[2 * p + 1] = hi;
         }
     }
     free(row);
@@ -450,16 +512,9 @@ static emb_kernels kernels_for(int level) {
     return k;
 }
 
-/* The compact form of panel p (see gemm_impl.h): the fewest bits that hold all its weights after
-   adding one of the offsets the kernel knows. */
-static void compact_form(const emb_matrix *m, int64_t p, uint8_t *bits, uint8_t *zero) {
-    const int64_t len = EMB_PANEL * emb_i8_kp(m->k);
-    const int8_t *w = (const int8_t *)m->data + p * len;
-    int8_t lo = 0, hi = 0; /* int8 so that the scan vectorises */
-    for (int64_t i = 0; i < len; i++) {
-        lo = w[i] < lo ? w[i] : lo;
-        hi = w[i] > hi ? w[i] : hi;
-    }
+/* The compact form of a panel with weights within lo..hi (see gemm_impl.h): the fewest bits that
+   hold them all after adding one of the offsets the kernel knows. */
+static void compact_form(int lo, int hi, uint8_t *bits, uint8_t *zero) {
     static const struct { int lo, hi, bits, zero; } forms[] = {
         {0, 15, 4, 0}, {-8, 7, 4, 8}, {0, 31, 5, 0}, {-16, 15, 5, 16}, {-128, 127, 8, 128}};
     for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++)
@@ -484,15 +539,16 @@ static void compact_panel(uint8_t *dst, const int8_t *w, int64_t nb, int bits, u
             for (int j = 0; j < 64; j++) dst[i * 64 + j] = (uint8_t)((u[2 * i * 64 + j] & 15) | (u[(2 * i + 1) * 64 + j] << 4));
         if (bits == 5)
             for (int q = 0; q < BLOCK / 8; q++) {
-                /* eight 0/1 bytes, gathered into one byte (bit t from byte t) by one multiply */
-                uint64_t ones = 0;
-                for (int t = 0; t < 8; t++) ones |= (uint64_t)((u[q * 8 + t] >> 4) & 1) << (8 * t);
+                /* eight fifth bits as 0/1 bytes, gathered into one byte (bit t from byte t) by one
+                   multiply */
+                const uint64_t ones = (load_le8(u + q * 8) >> 4) & BYTES8(1);
                 dst[LINES / 2 * 64 + q] = (uint8_t)((ones * 0x0102040810204080ull) >> 56);
             }
     }
 }
 
-int emb_matrix_compact(emb_matrix *m, emb_arena *arena) {
+/* emb_matrix_compact with the panels' bounds from pack_i8, or NULL to scan for them. */
+static int matrix_compact(emb_matrix *m, emb_arena *arena, const int8_t *bounds) {
     if (!m || m->kind != EMB_MAT_I8 || m->cdata) return -1;
     const int64_t np = emb_panels(m->n), nb = emb_i8_nb(m->k), kp = emb_i8_kp(m->k);
     uint8_t *bits = malloc((size_t)np * 2);
@@ -500,7 +556,12 @@ int emb_matrix_compact(emb_matrix *m, emb_arena *arena) {
     uint8_t *zero = bits + np;
     int64_t data = 0, head = round64_i(np * (int64_t)(sizeof(int64_t) + 2));
     for (int64_t p = 0; p < np; p++) {
-        compact_form(m, p, &bits[p], &zero[p]);
+        int8_t lo, hi;
+        if (bounds)
+            lo = bounds[2 * p], hi = bounds[2 * p + 1];
+        else
+            panel_bounds(m, p, &lo, &hi);
+        compact_form(lo, hi, &bits[p], &zero[p]);
         data += nb * emb_c_block_bytes(bits[p]); /* <= the I8 data's size: no overflow */
     }
     uint8_t *block = arena ? emb_arena_alloc(arena, head + data) : NULL;
@@ -525,6 +586,8 @@ int emb_matrix_compact(emb_matrix *m, emb_arena *arena) {
     m->c_bytes = head + data;
     return 0;
 }
+
+int emb_matrix_compact(emb_matrix *m, emb_arena *arena) { return matrix_compact(m, arena, NULL); }
 
 static int pack_f32(emb_matrix *m, const part_rows *pr, char *err, size_t err_len) {
     int64_t n = m->n, k = m->k;
@@ -617,9 +680,18 @@ int emb_matrix_init_parts_in(emb_matrix *m, emb_arena *arena, int32_t kind, cons
     const part_rows pr = {parts, nparts, k};
     int rc = 0;
     switch (kind) {
-    case EMB_MAT_I8:
-        rc = pack_i8(m, &pr, err, err_len);
+    case EMB_MAT_I8: {
+        /* The compact copy only for a level that reads it (6.9 MB for the bundled model, which a
+           CPU with AVX-512 VNNI made to run AVX2 would carry for nothing). Optional: without it
+           (another level, a level set after the load, no memory) short products use the I8 data,
+           to the same bits. */
+        const int compact = kernels_for(emb_simd_active()).i8c != NULL;
+        int8_t *bounds = compact ? malloc((size_t)emb_panels(n) * 2) : NULL; /* NULL: scanned again */
+        rc = pack_i8(m, &pr, bounds, err, err_len);
+        if (rc == 0 && compact) matrix_compact(m, arena, bounds);
+        free(bounds);
         break;
+    }
     case EMB_MAT_F32:
         rc = pack_f32(m, &pr, err, err_len);
         break;
@@ -633,10 +705,6 @@ int emb_matrix_init_parts_in(emb_matrix *m, emb_arena *arena, int32_t kind, cons
         break;
     }
     }
-    /* Only for a level that reads it (6.9 MB for the bundled model, which a CPU with AVX-512 VNNI
-       made to run AVX2 would carry for nothing). Optional: without it (another level, a level set
-       after the load, no memory) short products use the I8 data, to the same bits. */
-    if (rc == 0 && kind == EMB_MAT_I8 && kernels_for(emb_simd_active()).i8c) emb_matrix_compact(m, arena);
     if (rc != 0) {
         emb_matrix_free(m);
         return -1;
