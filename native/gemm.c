@@ -177,7 +177,7 @@ static int type_affine(int32_t type) {
 }
 
 /* Eight bytes in GGUF's (little-endian) order as one word: the Q4/Q5 blocks are unpacked eight
-   values at a time in general registers, portably (a value at a time, this was a third of the load). */
+   values at a time in general registers, portably (a value at a time took a third of the packing). */
 static inline uint64_t load_le8(const uint8_t *p) {
     uint64_t v;
     memcpy(&v, p, 8);

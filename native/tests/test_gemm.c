@@ -354,7 +354,7 @@ static void test_compact_only_when_read(void) {
     free(w);
 }
 
-/* The compact copy (built here if this CPU has no AVX-512 VNNI) read back, by the layout of
+/* The compact copy (built here unless emb_matrix_init made it) read back, by the layout of
    gemm_impl.h, gives every int8 weight of W's data, in the fewest bits its type needs. */
 static void check_compact(emb_matrix *W, int32_t type) {
     if (!W->cdata) CHECK(emb_matrix_compact(W, NULL) == 0, "%s: compact copy", emb_type_name(type));
