@@ -17,6 +17,7 @@ import (
 
 	"github.com/embedd-dev/embedd/batcher"
 	"github.com/embedd-dev/embedd/config"
+	"github.com/embedd-dev/embedd/internal/jsonfloat"
 	"github.com/embedd-dev/embedd/metrics"
 	"github.com/embedd-dev/embedd/registry"
 )
@@ -592,9 +593,8 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// appendJSONFloats appends v as a JSON array the way encoding/json formats float32 (shortest
-// representation; exponent form below 1e-6 and from 1e21, with a one-digit negative exponent
-// unpadded); false on NaN or Inf, which JSON cannot hold.
+// appendJSONFloats appends v as a JSON array the way encoding/json formats float32 (jsonfloat);
+// false on NaN or Inf, which JSON cannot hold.
 func appendJSONFloats(b []byte, v []float32) ([]byte, bool) {
 	if v == nil {
 		return append(b, "null"...), true
@@ -604,20 +604,9 @@ func appendJSONFloats(b []byte, v []float32) ([]byte, bool) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		f := float64(x)
-		if math.IsNaN(f) || math.IsInf(f, 0) {
+		var ok bool
+		if b, ok = jsonfloat.Append(b, x); !ok {
 			return b, false
-		}
-		format := byte('f')
-		if abs := float32(math.Abs(f)); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-			format = 'e'
-		}
-		b = strconv.AppendFloat(b, f, format, -1, 32)
-		if format == 'e' {
-			if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-				b[n-2] = b[n-1]
-				b = b[:n-1]
-			}
 		}
 	}
 	return append(b, ']'), true
