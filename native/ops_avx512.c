@@ -39,26 +39,39 @@ void emb_exp_avx512(float *x, int64_t n) {
     }
 }
 
-/* As emb_gelu_avx2, with the sixteen degree-5 pieces of gelu_tables.h (one permutexvar each). */
-void emb_gelu_avx512(float *x, int64_t n) {
+/* GELU of one vector: as emb_gelu_avx2, with the sixteen degree-5 pieces of gelu_tables.h (one
+   permutexvar each). */
+static inline __m512 gelu16(__m512 v, const __m512 tab[6]) {
     const __m512 one = _mm512_set1_ps(1.0f);
-    const __m512 per_unit = _mm512_set1_ps(16.0f / GELU_A_MAX), amax = _mm512_set1_ps(GELU_A_MAX);
-    const __m512i last = _mm512_set1_epi32(15);
+    const __m512 a = _mm512_abs_ps(v);
+    const __m512 u = _mm512_mul_ps(a, _mm512_set1_ps(16.0f / GELU_A_MAX));
+    const __m512i k = _mm512_min_epi32(_mm512_cvttps_epi32(u), _mm512_set1_epi32(15));
+    const __m512 t = _mm512_fmsub_ps(_mm512_sub_ps(u, _mm512_cvtepi32_ps(k)), _mm512_set1_ps(2.0f), one);
+    __m512 g = _mm512_permutexvar_ps(k, tab[5]);
+    for (int j = 4; j >= 0; j--) g = _mm512_fmadd_ps(g, t, _mm512_permutexvar_ps(k, tab[j]));
+    g = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(GELU_A_MAX), _CMP_GE_OQ), g, _mm512_setzero_ps());
+    /* g for negative x (and -0), 1 - g otherwise. */
+    const __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(v));
+    return _mm512_mul_ps(v, _mm512_mask_blend_ps(neg, _mm512_sub_ps(one, g), g));
+}
+
+/* Two vectors a step: one vector's chain of dependent steps (the Horner sum above all) is longer
+   than the core covers from one iteration to the next; two independent chains side by side, same
+   results: 0.17-0.19 against 0.22-0.38 ns a value (rows of 64 and of 1536 values, Zen 5); GELU's
+   share of the engine's bulk run 3.7 -> 2.9%. The AVX2 loop, whose permutes bound it, gained
+   nothing so. */
+void emb_gelu_avx512(float *x, int64_t n) {
     __m512 tab[6];
     for (int j = 0; j < 6; j++) tab[j] = _mm512_load_ps(gelu_tab16[j]);
-    for (int64_t i = 0; i < n; i += 16) {
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512 g0 = gelu16(_mm512_loadu_ps(x + i), tab), g1 = gelu16(_mm512_loadu_ps(x + i + 16), tab);
+        _mm512_storeu_ps(x + i, g0);
+        _mm512_storeu_ps(x + i + 16, g1);
+    }
+    for (; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
-        const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        const __m512 a = _mm512_abs_ps(v);
-        const __m512 u = _mm512_mul_ps(a, per_unit);
-        const __m512i k = _mm512_min_epi32(_mm512_cvttps_epi32(u), last);
-        const __m512 t = _mm512_fmsub_ps(_mm512_sub_ps(u, _mm512_cvtepi32_ps(k)), _mm512_set1_ps(2.0f), one);
-        __m512 g = _mm512_permutexvar_ps(k, tab[5]);
-        for (int j = 4; j >= 0; j--) g = _mm512_fmadd_ps(g, t, _mm512_permutexvar_ps(k, tab[j]));
-        g = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, amax, _CMP_GE_OQ), g, _mm512_setzero_ps());
-        /* g for negative x (and -0), 1 - g otherwise. */
-        const __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(v));
-        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(v, _mm512_mask_blend_ps(neg, _mm512_sub_ps(one, g), g)));
+        _mm512_mask_storeu_ps(x + i, m, gelu16(_mm512_maskz_loadu_ps(m, x + i), tab));
     }
 }
 
