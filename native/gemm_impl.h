@@ -112,6 +112,10 @@ typedef void (*emb_f32_kernel_fn)(const emb_matrix *W, const float *x, int64_t m
                                   int64_t p0, int64_t p1, float *y, const float *residual);
 
 void emb_quant_row_scalar(const float *x, int64_t k, int64_t lda, uint8_t *q, float *sa, int offset128);
+/* isum[b] = the sum of block b's 32 activations (q as quantise_row wrote them: signed, or offset by
+   128 if offset128) for b < nb; emb_block_sums is the one the engine uses (SSE2 on x86-64). */
+void emb_block_sums_scalar(const uint8_t *q, int64_t nb, int offset128, int32_t *isum);
+void emb_block_sums(const uint8_t *q, int64_t nb, int offset128, int32_t *isum);
 void emb_i8_kernel_scalar(const emb_matrix *W, const uint8_t *a, int64_t lda, const float *sa, const float *asum,
                           int64_t m0, int64_t m1, int64_t p0, int64_t p1, float *y,
                           const float *residual);

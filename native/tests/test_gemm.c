@@ -78,8 +78,8 @@ typedef struct {
 } shape;
 
 static const shape float_shapes[] = {{1, 17, 36}, {2, 40, 36}, {8, 50, 20}, {3, 1, 7}, {17, 100, 384}, {100, 33, 36}, {5, 384, 1536}, {16, 64, 4}};
-static const shape q32_shapes[] = {{1, 17, 32}, {2, 70, 96}, {3, 1, 96}, {17, 100, 384}, {100, 33, 64}, {5, 384, 1536}};
-static const shape qk_shapes[] = {{1, 17, 256}, {2, 20, 256}, {3, 1, 256}, {17, 100, 512}, {100, 33, 256}, {5, 384, 1536}};
+static const shape q32_shapes[] = {{1, 17, 32}, {2, 70, 96}, {3, 1, 96}, {17, 100, 384}, {100, 33, 64}, {5, 384, 1536}, {3, 24, 2304}};
+static const shape qk_shapes[] = {{1, 17, 256}, {2, 20, 256}, {3, 1, 256}, {17, 100, 512}, {100, 33, 256}, {5, 384, 1536}, {3, 24, 2304}};
 
 static double gelu_d(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); }
 
@@ -247,6 +247,33 @@ out:
 
 /* Every level's activation quantisation gives the scalar bytes and block scales; the scales are
    max|x| / 127 of each 32-block and every value is within half a step of x. */
+/* emb_block_sums (SSE2 on x86-64) and its scalar form against the sums written out, on random
+   bytes and on blocks of each extreme byte, both signed and offset. */
+static void test_block_sums(void) {
+    enum { NB = 70 };
+    static uint8_t q[NB * 32];
+    static const int fill[] = {-1, 0x00, 0xFF, 0x80, 0x7F, 0x81};
+    static const int64_t nbs[] = {0, 1, 2, 3, 17, 48, NB};
+    for (size_t f = 0; f < sizeof fill / sizeof fill[0]; f++) {
+        for (int i = 0; i < NB * 32; i++) q[i] = (uint8_t)(fill[f] < 0 ? rnd() : (uint32_t)fill[f]);
+        for (int off = 0; off < 2; off++)
+            for (size_t n = 0; n < sizeof nbs / sizeof nbs[0]; n++) {
+                const int64_t nb = nbs[n];
+                int32_t want[NB], got[NB + 1], got_scalar[NB + 1];
+                for (int64_t b = 0; b < nb; b++) {
+                    want[b] = 0;
+                    for (int i = 0; i < 32; i++) want[b] += off ? (int32_t)q[b * 32 + i] - 128 : (int8_t)q[b * 32 + i];
+                }
+                got[nb] = got_scalar[nb] = 12345; /* nothing past nb is written */
+                emb_block_sums(q, nb, off, got);
+                emb_block_sums_scalar(q, nb, off, got_scalar);
+                CHECK(memcmp(got, want, (size_t)nb * sizeof want[0]) == 0 && memcmp(got_scalar, want, (size_t)nb * sizeof want[0]) == 0 &&
+                          got[nb] == 12345 && got_scalar[nb] == 12345,
+                      "block sums fill=%d offset=%d nb=%lld", fill[f], off, (long long)nb);
+            }
+    }
+}
+
 static void test_quant_rows(void) {
     static const int64_t ks[] = {1, 7, 31, 32, 33, 64, 100, 384, 1536};
     int saved = emb_simd_active();
@@ -739,6 +766,7 @@ int main(void) {
             test_type_shape(pool, pool3, qk_types[t], qk_shapes[s], EMB_MAT_BLOCKS);
         }
     test_quant_rows();
+    test_block_sums();
     test_lossless_repack();
     test_compact_only_when_read();
     test_extreme_sums(pool);
