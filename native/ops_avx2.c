@@ -122,12 +122,15 @@ static float exp_row(float *s, int64_t n) {
         _mm256_storeu_ps(s + i, e);
         acc = _mm256_add_ps(acc, e);
     }
-    float sum = hsum8(acc);
-    for (; i < n; i++) {
-        s[i] = expf(s[i] - max);
-        sum += s[i];
+    if (i < n) {
+        /* The last 1-7 values as a masked vector (lanes past n zeroed before the sum): libm's
+           expf on them one at a time took as long as the vectors for a row of 30-odd keys. */
+        const __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - i)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        const __m256 e = _mm256_and_ps(exp8(_mm256_sub_ps(_mm256_maskload_ps(s + i, mk), vmax)), _mm256_castsi256_ps(mk));
+        _mm256_maskstore_ps(s + i, mk, e);
+        acc = _mm256_add_ps(acc, e);
     }
-    return 1.0f / sum;
+    return 1.0f / hsum8(acc);
 }
 
 void emb_softmax_avx2(float *x, int64_t n) {
