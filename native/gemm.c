@@ -23,9 +23,9 @@
 #include <string.h>
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/mman.h>
+#endif
 #if defined(__SSE2__)
 #include <emmintrin.h>
-#endif
 #endif
 
 #include "gemm.h"

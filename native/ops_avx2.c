@@ -123,8 +123,9 @@ static float exp_row(float *s, int64_t n) {
         acc = _mm256_add_ps(acc, e);
     }
     if (i < n) {
-        /* The last 1-7 values as a masked vector (lanes past n zeroed before the sum): libm's
-           expf on them one at a time took as long as the vectors for a row of 30-odd keys. */
+        /* The last 1-7 values as a masked vector (lanes past n zeroed before the sum), not libm's
+           expf a value at a time, which in a short row cost more than the vectors (12 keys: four
+           calls beside one vector). */
         const __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - i)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         const __m256 e = _mm256_and_ps(exp8(_mm256_sub_ps(_mm256_maskload_ps(s + i, mk), vmax)), _mm256_castsi256_ps(mk));
         _mm256_maskstore_ps(s + i, mk, e);
