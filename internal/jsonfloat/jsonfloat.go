@@ -6,7 +6,7 @@
 // on each: 0.6-0.9 ms of CPU per request, taken from the engine on a small machine. Values from
 // 1e-6 to 2^30 (every normalised embedding's, bar exact zeros) take an exact integer path here; the
 // rest go to strconv. All 2^32 float32 values were compared with encoding/json's output
-// (TestAppendExhaustive).
+// (TestAppendAgainstStrconv with EMBEDD_JSONFLOAT_EXHAUSTIVE=1; every 251st by default).
 //
 // The exact path is Ryū's digit loop (Ulf Adams, "Ryū: fast float-to-string conversion", PLDI
 // 2018) run on exact integers instead of Ryū's precomputed multipliers: in that range a float32's
