@@ -58,8 +58,9 @@ static inline __m512 gelu16(__m512 v, const __m512 tab[6]) {
 /* Two vectors a step: one vector's chain of dependent steps (the Horner sum above all) is longer
    than the core covers from one iteration to the next; two independent chains side by side, same
    results: 0.17-0.19 against 0.22-0.38 ns a value (rows of 64 and of 1536 values, Zen 5); GELU's
-   share of the engine's bulk run 3.7 -> 2.9%. The AVX2 loop, whose permutes bound it, gained
-   nothing so. */
+   share of the engine's bulk run 3.7 -> 2.9%. The AVX2 loop gained nothing so: on Zen 5 its
+   permutes and FMAs issue on the same two pipes (4 + 4 take 4 cycles), which its seven of each a
+   vector already fill. */
 void emb_gelu_avx512(float *x, int64_t n) {
     __m512 tab[6];
     for (int j = 0; j < 6; j++) tab[j] = _mm512_load_ps(gelu_tab16[j]);
