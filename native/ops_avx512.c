@@ -117,25 +117,41 @@ void emb_softmax_avx512(float *x, int64_t n) {
     }
 }
 
+/* Four accumulators in the two reductions, as emb_layernorm_avx2. */
 void emb_layernorm_avx512(float *y, const float *x, const float *g, const float *b, int64_t n,
                           float eps) {
     if (n <= 0) return;
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
-        acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, x + i));
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_add_ps(a0, _mm512_loadu_ps(x + i));
+        a1 = _mm512_add_ps(a1, _mm512_loadu_ps(x + i + 16));
+        a2 = _mm512_add_ps(a2, _mm512_loadu_ps(x + i + 32));
+        a3 = _mm512_add_ps(a3, _mm512_loadu_ps(x + i + 48));
     }
-    const float mean = _mm512_reduce_add_ps(acc) / (float)n;
+    for (; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
+        a0 = _mm512_add_ps(a0, _mm512_maskz_loadu_ps(m, x + i));
+    }
+    const float mean = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))) / (float)n;
     const __m512 vmean = _mm512_set1_ps(mean);
-    acc = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n; i += 16) {
+    a0 = a1 = a2 = a3 = _mm512_setzero_ps();
+    for (i = 0; i + 64 <= n; i += 64) {
+        const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + i), vmean), d1 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), vmean);
+        const __m512 d2 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 32), vmean), d3 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 48), vmean);
+        a0 = _mm512_fmadd_ps(d0, d0, a0);
+        a1 = _mm512_fmadd_ps(d1, d1, a1);
+        a2 = _mm512_fmadd_ps(d2, d2, a2);
+        a3 = _mm512_fmadd_ps(d3, d3, a3);
+    }
+    for (; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
         const __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + i), vmean);
-        acc = _mm512_fmadd_ps(d, d, acc);
+        a0 = _mm512_fmadd_ps(d, d, a0);
     }
-    const float rstd = 1.0f / sqrtf(_mm512_reduce_add_ps(acc) / (float)n + eps);
+    const float rstd = 1.0f / sqrtf(_mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))) / (float)n + eps);
     const __m512 vrstd = _mm512_set1_ps(rstd);
-    for (int64_t i = 0; i < n; i += 16) {
+    for (i = 0; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
         const __m512 d = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vmean), vrstd);
         const __m512 r = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(m, g + i), _mm512_maskz_loadu_ps(m, b + i));
