@@ -245,8 +245,6 @@ out:
     free(bound);
 }
 
-/* Every level's activation quantisation gives the scalar bytes and block scales; the scales are
-   max|x| / 127 of each 32-block and every value is within half a step of x. */
 /* emb_block_sums (SSE2 on x86-64) and its scalar form against the sums written out, on random
    bytes and on blocks of each extreme byte, both signed and offset. */
 static void test_block_sums(void) {
@@ -274,6 +272,8 @@ static void test_block_sums(void) {
     }
 }
 
+/* Every level's activation quantisation gives the scalar bytes and block scales; the scales are
+   max|x| / 127 of each 32-block and every value is within half a step of x. */
 static void test_quant_rows(void) {
     static const int64_t ks[] = {1, 7, 31, 32, 33, 64, 100, 384, 1536};
     int saved = emb_simd_active();
