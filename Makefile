@@ -122,7 +122,7 @@ TEST_CROSS := test-arm64
 endif
 test: test-deps test-c test-c-sanitize $(TEST_CROSS) vet fmt-check test-go test-go-race
 
-bench: build
+bench: build $(BUILD)/bench/bench_host
 	scripts/bench.sh
 
 clean:

@@ -10,10 +10,12 @@
 #      (batches of 32, 2 clients, BENCH_RUNS passes) and short queries one at a time; the server's
 #      VmRSS after the bulk; the engine run's reference sentences through the server (accuracy).
 #
-# It builds nothing (make bench built bin/embedd). Results go to bench-results/<date>/. The exit
-# status is 0 when everything ran, even if targets are missed (this is a report); non-zero when a
-# step failed to run. Knobs: BENCH_RUNS (timed passes per engine row, default 3), BENCH_THREADS
-# (default 1,2), BENCH_BUDGETS (default 512,2048,8192), BENCH_ACCURACY (sentences, default 32).
+# Before each stage and at the end, native/build/bench/bench_host notes the host's state (host.txt).
+# It builds nothing (make bench built bin/embedd and bench_host). Results go to
+# bench-results/<date>/. The exit status is 0 when everything ran, even if targets are missed (this
+# is a report); non-zero when a step failed to run. Knobs: BENCH_RUNS (timed passes per engine row,
+# default 3), BENCH_THREADS (default 1,2), BENCH_BUDGETS (default 512,2048,8192), BENCH_ACCURACY
+# (sentences, default 32).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,10 +41,15 @@ mkdir -p "$OUT" || die "cannot create $OUT"
 ln -sfn "$(basename "$OUT")" bench-results/latest
 failed=()
 step() { echo; echo "== $*" >&2; }
+# The host's state before each stage (bench_host: each CPU's clock and read rate of a 4 MB buffer,
+# all at once): on a shared VM it explains a run whose figures all fell together.
+PROBE=native/build/bench/bench_host
+host_state() { if [ -x "$PROBE" ]; then "$PROBE" "$1" >>"$OUT/host.txt" || failed+=("bench_host"); fi; }
 
 python3 "$CORPUS_PY" >"$OUT/corpus.json" || die "corpus.py failed"
 python3 "$CORPUS_PY" --words 8 >"$OUT/queries.json" || die "corpus.py --words 8 failed"
 
+host_state "before the engine run"
 step "engine, active SIMD level (threads $THREADS, budgets $BUDGETS, $RUNS runs)"
 if ! "$BIN" bench-engine --model "$MODEL" --corpus "$OUT/corpus.json" --queries "$OUT/queries.json" \
     --threads "$THREADS" --budgets "$BUDGETS" --runs "$RUNS" --accuracy "$ACCURACY" \
@@ -54,6 +61,7 @@ cat "$OUT/engine.txt"
 if [ "$(uname -m)" = x86_64 ]; then
     levels=avx2
     grep -qw avx_vnni /proc/cpuinfo && levels=avx2,avxvnni
+    host_state "before the AVX2 run"
     step "engine, EMBEDD_SIMD=avx2, levels $levels (threads 2, budget 8192)"
     if ! EMBEDD_SIMD=avx2 "$BIN" bench-engine --model "$MODEL" --corpus "$OUT/corpus.json" --simd "$levels" \
         --queries "$OUT/queries.json" --threads 2 --budgets 8192 --sorted=false --runs "$RUNS" --loads 1 \
@@ -63,6 +71,7 @@ if [ "$(uname -m)" = x86_64 ]; then
     cat "$OUT/engine-avx2.txt"
 fi
 
+host_state "before the HTTP runs"
 step "HTTP: embedd serve + embedd bench"
 have_bench=1
 if ! "$BIN" help 2>&1 | grep -qE '^ +bench +'; then
@@ -136,6 +145,7 @@ if ! wait "$SERVER"; then
     failed+=("embedd serve (shutdown)")
 fi
 trap - EXIT
+host_state "at the end"
 step "summary"
 python3 - "$OUT" <<'EOF' | tee "$OUT/summary.txt"
 import csv, json, os, re, sys
@@ -245,6 +255,10 @@ if len(traced) >= 100:
 if vnni:
     print("AVX-VNNI level (CPUs without AVX-512, e.g. Intel since Alder Lake), 2 threads, budget %d: %s tokens/s"
           % (vnni["budget"], "{:,.0f}".format(vnni["tokens_per_sec"])))
+host = text("host.txt").strip()
+if host:
+    print("host state (bench_host: each CPU's clock in GHz and read rate of a 4 MB buffer, all at once):")
+    print("\n".join("  " + l for l in host.splitlines()))
 print("competitors on this machine: llama.cpp 4,480 tokens/s, 3.6 ms/query; ONNX Runtime fp32 11,500 tokens/s, 2.1 ms;")
 print("ONNX Runtime int8 29,800 tokens/s, 0.64 ms, cosine 0.988-0.995")
 print("results: " + out)
