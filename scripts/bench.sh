@@ -44,7 +44,13 @@ step() { echo; echo "== $*" >&2; }
 # The host's state before each stage (bench_host: each CPU's clock and read rate of a 4 MB buffer,
 # all at once): on a shared VM it explains a run whose figures all fell together.
 PROBE=native/build/bench/bench_host
-host_state() { if [ -x "$PROBE" ]; then "$PROBE" "$1" >>"$OUT/host.txt" || failed+=("bench_host"); fi; }
+host_state() {
+    if [ -x "$PROBE" ]; then
+        "$PROBE" "$1" >>"$OUT/host.txt" || failed+=("bench_host")
+    else
+        echo "bench.sh: $PROBE is missing (make bench builds it): the host's state is not noted" >&2
+    fi
+}
 
 python3 "$CORPUS_PY" >"$OUT/corpus.json" || die "corpus.py failed"
 python3 "$CORPUS_PY" --words 8 >"$OUT/queries.json" || die "corpus.py --words 8 failed"
@@ -74,7 +80,10 @@ fi
 host_state "before the HTTP runs"
 step "HTTP: embedd serve + embedd bench"
 have_bench=1
-if ! "$BIN" help 2>&1 | grep -qE '^ +bench +'; then
+# The help text is read whole before grep looks at it: in a pipe, grep -q exits at its match, the
+# rest of the help gets SIGPIPE, and pipefail then reported a missing subcommand (one run in 36).
+help_text=$("$BIN" help 2>&1)
+if ! grep -qE '^ +bench +' <<<"$help_text"; then
     echo "bench.sh: this build has no 'embedd bench' subcommand; HTTP throughput and latency not measured" >&2
     failed+=("embedd bench (missing)")
     have_bench=0
